@@ -1,0 +1,98 @@
+"""Shared pieces of the benchmark scripts: percentiles, free ports, tables, the Triton binary of the wheel."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+MODEL_REPO = ROOT / "model_repo"
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def percentiles_us(samples_s: list[float]) -> dict[str, float]:
+    """p50, p90 and p99 of latencies given in seconds, in microseconds."""
+    arr = np.asarray(samples_s) * 1e6
+    return {f"p{q}_us": float(np.percentile(arr, q)) for q in (50, 90, 99)}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout_s: float = 60.0, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before port {port} opened")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"port {port} did not open within {timeout_s} s")
+
+
+def start_triton_binary(models: list[str], grpc_port: int) -> subprocess.Popen:
+    """The wheel's own ``tritonserver`` on this repository, gRPC only, on loopback."""
+    from triton_dynamo.triton.locate import find_installation, prepare_child_environment
+
+    install = find_installation()
+    prepare_child_environment(install)
+    binary = install.library.parent.parent / "pytriton" / "tritonserver" / "bin" / "tritonserver"
+    if not binary.exists():
+        binary = Path("/opt/tritonserver/bin/tritonserver")
+    args = [
+        str(binary),
+        "--model-repository",
+        str(MODEL_REPO),
+        "--backend-directory",
+        str(install.backend_directory),
+        "--model-control-mode",
+        "explicit",
+        "--allow-http",
+        "false",
+        "--allow-metrics",
+        "false",
+        "--grpc-address",
+        "127.0.0.1",
+        "--grpc-port",
+        str(grpc_port),
+        "--log-info",
+        "false",
+    ]
+    for model in models:
+        args += ["--load-model", model]
+    env = dict(os.environ)
+    if install.dependency_directory is not None:
+        env["LD_LIBRARY_PATH"] = f"{install.dependency_directory}:{env.get('LD_LIBRARY_PATH', '')}"
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for_port(grpc_port, proc=proc)
+    return proc
+
+
+def write_results(name: str, results: dict) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    results = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}, **results}
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    return path
+
+
+def print_table(headers: list[str], rows: list[list]) -> None:
+    widths = [max(len(str(h)), *(len(_fmt(r[i])) for r in rows)) for i, h in enumerate(headers)]
+    print("  ".join(str(h).ljust(w) for h, w in zip(headers, widths, strict=False)))
+    for row in rows:
+        print("  ".join(_fmt(v).ljust(w) for v, w in zip(row, widths, strict=False)))
+
+
+def _fmt(value) -> str:
+    return f"{value:.1f}" if isinstance(value, float) else str(value)

@@ -1,0 +1,285 @@
+"""ctypes declarations for Triton's stable C API (``tritonserver.h``, API version 1.x).
+
+This is the only module that knows the C signatures. Everything above it works with :class:`CApi`, whose attributes
+are the C functions with their argument and result types set, plus :meth:`CApi.check`, which turns a returned
+``TRITONSERVER_Error*`` into a :class:`~triton_dynamo.triton.errors.TritonError` and frees it; and with
+:class:`Shim`, the binding's own C callbacks (``_shim.c``), which Triton calls on its threads without Python.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from ctypes import POINTER, c_bool, c_char_p, c_double, c_int, c_int64, c_size_t, c_uint, c_uint32, c_uint64, c_void_p
+
+from .errors import TritonError
+
+# The API we were written against: 1.x with x >= 17 has every call used here (BF16, cancellation, trace ids).
+REQUIRED_API_MAJOR = 1
+REQUIRED_API_MINOR = 17
+
+# Enums from tritonserver.h that code above this module needs by name.
+MODEL_CONTROL_NONE, MODEL_CONTROL_POLL, MODEL_CONTROL_EXPLICIT = 0, 1, 2
+MEMORY_CPU, MEMORY_CPU_PINNED, MEMORY_GPU = 0, 1, 2
+PARAMETER_STRING, PARAMETER_INT, PARAMETER_BOOL, PARAMETER_DOUBLE, PARAMETER_BYTES = 0, 1, 2, 3, 4
+METRIC_PROMETHEUS = 0
+TRACE_LEVEL_TIMESTAMPS = 0x4
+REQUEST_RELEASE_ALL = 1
+RESPONSE_COMPLETE_FINAL = 1
+INDEX_FLAG_READY = 1
+TXN_DECOUPLED = 2
+LOG_FORMAT_DEFAULT = 0
+
+err_p = c_void_p  # TRITONSERVER_Error*, kept opaque so that a NULL (success) arrives as None
+
+_P = c_void_p
+_PP = POINTER(c_void_p)
+_STR_OUT = POINTER(c_char_p)
+
+# name: argument types; every one of these returns TRITONSERVER_Error*.
+_ERROR_RETURNING: dict[str, tuple] = {
+    "ApiVersion": (POINTER(c_uint32), POINTER(c_uint32)),
+    "ErrorDelete": (_P,),
+    "MessageDelete": (_P,),
+    "MessageSerializeToJson": (_P, _PP, POINTER(c_size_t)),
+    "MetricsDelete": (_P,),
+    "MetricsFormatted": (_P, c_int, _PP, POINTER(c_size_t)),
+    "ResponseAllocatorNew": (_PP, _P, _P, _P),
+    "ResponseAllocatorDelete": (_P,),
+    "ServerOptionsNew": (_PP,),
+    "ServerOptionsDelete": (_P,),
+    "ServerOptionsSetServerId": (_P, c_char_p),
+    "ServerOptionsSetModelRepositoryPath": (_P, c_char_p),
+    "ServerOptionsSetModelControlMode": (_P, c_int),
+    "ServerOptionsSetStartupModel": (_P, c_char_p),
+    "ServerOptionsSetStrictModelConfig": (_P, c_bool),
+    "ServerOptionsSetStrictReadiness": (_P, c_bool),
+    "ServerOptionsSetExitTimeout": (_P, c_uint),
+    "ServerOptionsSetExitOnError": (_P, c_bool),
+    "ServerOptionsSetLogFile": (_P, c_char_p),
+    "ServerOptionsSetLogInfo": (_P, c_bool),
+    "ServerOptionsSetLogWarn": (_P, c_bool),
+    "ServerOptionsSetLogError": (_P, c_bool),
+    "ServerOptionsSetLogFormat": (_P, c_int),
+    "ServerOptionsSetLogVerbose": (_P, c_int),
+    "ServerOptionsSetMetrics": (_P, c_bool),
+    "ServerOptionsSetGpuMetrics": (_P, c_bool),
+    "ServerOptionsSetCpuMetrics": (_P, c_bool),
+    "ServerOptionsSetMetricsInterval": (_P, c_uint64),
+    "ServerOptionsSetMetricsConfig": (_P, c_char_p, c_char_p, c_char_p),
+    "ServerOptionsSetBackendDirectory": (_P, c_char_p),
+    "ServerOptionsSetRepoAgentDirectory": (_P, c_char_p),
+    "ServerOptionsSetBackendConfig": (_P, c_char_p, c_char_p, c_char_p),
+    "ServerOptionsSetPinnedMemoryPoolByteSize": (_P, c_uint64),
+    "ServerOptionsSetCudaMemoryPoolByteSize": (_P, c_int, c_uint64),
+    "ServerOptionsSetMinSupportedComputeCapability": (_P, c_double),
+    "ServerOptionsSetModelLoadThreadCount": (_P, c_uint),
+    "ServerNew": (_PP, _P),
+    "ServerDelete": (_P,),
+    "ServerStop": (_P,),
+    "ServerSetExitTimeout": (_P, c_uint),
+    "ServerIsLive": (_P, POINTER(c_bool)),
+    "ServerIsReady": (_P, POINTER(c_bool)),
+    "ServerModelIsReady": (_P, c_char_p, c_int64, POINTER(c_bool)),
+    "ServerModelTransactionProperties": (_P, c_char_p, c_int64, POINTER(c_uint32), _PP),
+    "ServerMetadata": (_P, _PP),
+    "ServerModelMetadata": (_P, c_char_p, c_int64, _PP),
+    "ServerModelStatistics": (_P, c_char_p, c_int64, _PP),
+    "ServerModelConfig": (_P, c_char_p, c_int64, c_uint32, _PP),
+    "ServerModelIndex": (_P, c_uint32, _PP),
+    "ServerLoadModel": (_P, c_char_p),
+    "ServerUnloadModel": (_P, c_char_p),
+    "ServerMetrics": (_P, _PP),
+    "ServerInferAsync": (_P, _P, _P),
+    "InferenceRequestNew": (_PP, _P, c_char_p, c_int64),
+    "InferenceRequestDelete": (_P,),
+    "InferenceRequestSetId": (_P, c_char_p),
+    "InferenceRequestSetFlags": (_P, c_uint32),
+    "InferenceRequestSetCorrelationId": (_P, c_uint64),
+    "InferenceRequestSetCorrelationIdString": (_P, c_char_p),
+    "InferenceRequestSetPriorityUInt64": (_P, c_uint64),
+    "InferenceRequestSetTimeoutMicroseconds": (_P, c_uint64),
+    "InferenceRequestAddInput": (_P, c_char_p, c_int, POINTER(c_int64), c_uint64),
+    "InferenceRequestAppendInputData": (_P, c_char_p, c_void_p, c_size_t, c_int, c_int64),
+    "InferenceRequestAddRequestedOutput": (_P, c_char_p),
+    "InferenceRequestSetReleaseCallback": (_P, _P, _P),
+    "InferenceRequestSetResponseCallback": (_P, _P, _P, _P, _P),
+    "InferenceRequestSetStringParameter": (_P, c_char_p, c_char_p),
+    "InferenceRequestSetIntParameter": (_P, c_char_p, c_int64),
+    "InferenceRequestSetBoolParameter": (_P, c_char_p, c_bool),
+    "InferenceRequestSetDoubleParameter": (_P, c_char_p, c_double),
+    "InferenceRequestCancel": (_P,),
+    "InferenceResponseDelete": (_P,),
+    "InferenceResponseError": (_P,),  # returns the response's own error, owned by the response
+    "InferenceResponseModel": (_P, _STR_OUT, POINTER(c_int64)),
+    "InferenceResponseId": (_P, _STR_OUT),
+    "InferenceResponseParameterCount": (_P, POINTER(c_uint32)),
+    "InferenceResponseParameter": (_P, c_uint32, _STR_OUT, POINTER(c_int), _PP),
+    "InferenceResponseOutputCount": (_P, POINTER(c_uint32)),
+    "InferenceResponseOutput": (
+        _P,
+        c_uint32,
+        _STR_OUT,
+        POINTER(c_int),
+        POINTER(POINTER(c_int64)),
+        POINTER(c_uint64),
+        _PP,
+        POINTER(c_size_t),
+        POINTER(c_int),
+        POINTER(c_int64),
+        _PP,
+    ),
+    "InferenceTraceNew": (_PP, c_int, c_uint64, _P, _P, _P),
+    "InferenceTraceDelete": (_P,),
+    "InferenceTraceId": (_P, POINTER(c_uint64)),
+}
+
+# name: (result type, argument types) for the few calls that do not return an error.
+_OTHER: dict[str, tuple] = {
+    "ErrorNew": (c_void_p, (c_int, c_char_p)),
+    "ErrorCode": (c_int, (_P,)),
+    "ErrorCodeString": (c_char_p, (_P,)),
+    "ErrorMessage": (c_char_p, (_P,)),
+}
+
+
+class CApi:
+    """The C functions of one loaded ``libtritonserver``, by their name without the ``TRITONSERVER_`` prefix."""
+
+    def __init__(self, lib: ctypes.CDLL) -> None:
+        self.lib = lib
+        for name, argtypes in _ERROR_RETURNING.items():
+            fn = getattr(lib, "TRITONSERVER_" + name)
+            fn.restype = err_p
+            fn.argtypes = argtypes
+            setattr(self, name, fn)
+        for name, (restype, argtypes) in _OTHER.items():
+            fn = getattr(lib, "TRITONSERVER_" + name)
+            fn.restype = restype
+            fn.argtypes = argtypes
+            setattr(self, name, fn)
+        major, minor = ctypes.c_uint32(), ctypes.c_uint32()
+        self.check(self.ApiVersion(ctypes.byref(major), ctypes.byref(minor)))
+        self.api_version = (major.value, minor.value)
+        if major.value != REQUIRED_API_MAJOR or minor.value < REQUIRED_API_MINOR:
+            raise TritonError(
+                f"libtritonserver speaks C API {major.value}.{minor.value}; this binding needs "
+                f"{REQUIRED_API_MAJOR}.{REQUIRED_API_MINOR} or a later 1.x",
+                code=TritonError.UNSUPPORTED,
+            )
+
+    def error(self, err: int, *, delete: bool = True) -> TritonError:
+        """Turn a non-NULL ``TRITONSERVER_Error*`` into a :class:`TritonError`, freeing it unless told not to."""
+        code = self.ErrorCode(err)
+        message = (self.ErrorMessage(err) or b"").decode("utf-8", "replace")
+        if delete:
+            self.ErrorDelete(err)
+        return TritonError(message, code=code)
+
+    def check(self, err: int | None) -> None:
+        """Raise the error a C call returned, if it returned one."""
+        if err:
+            raise self.error(err)
+
+    def message_json(self, message: int) -> bytes:
+        """The JSON text of a ``TRITONSERVER_Message``, which is then deleted."""
+        base, size = c_void_p(), c_size_t()
+        try:
+            self.check(self.MessageSerializeToJson(message, ctypes.byref(base), ctypes.byref(size)))
+            return ctypes.string_at(base, size.value)
+        finally:
+            self.MessageDelete(message)
+
+
+class Event(ctypes.Structure):
+    """``td_event`` of ``_shim.c``: one thing Triton reported for a request."""
+
+    _fields_ = [("handle", c_uint64), ("ptr", c_void_p), ("kind", c_uint32), ("flags", c_uint32)]
+
+
+class ResponseHead(ctypes.Structure):
+    """``td_response_head`` of ``_shim.c``."""
+
+    _fields_ = [
+        ("error", c_void_p),
+        ("model", c_void_p),
+        ("id", c_void_p),
+        ("version", c_int64),
+        ("output_count", c_uint32),
+        ("parameter_count", c_uint32),
+    ]
+
+
+INLINE_DIMS = 8
+
+
+class Output(ctypes.Structure):
+    """``td_output`` of ``_shim.c``: one output of a response."""
+
+    _fields_ = [
+        ("name", c_void_p),
+        ("shape", c_void_p),
+        ("base", c_void_p),
+        ("header", c_void_p),
+        ("byte_size", c_uint64),
+        ("datatype", c_int64),
+        ("dim_count", c_uint64),
+        ("dims", c_int64 * INLINE_DIMS),
+    ]
+
+
+EVENT_RESPONSE, EVENT_REQUEST_RELEASE, EVENT_TRACE_RELEASE = 1, 2, 3
+TRACE_ACTIVITIES = 7
+
+_SHIM_FUNCTIONS: dict[str, tuple] = {
+    "td_init": (c_int, ()),
+    "td_read_response": (c_void_p, (_P, POINTER(ResponseHead), POINTER(Output), c_uint32)),
+    "td_channel_new": (c_void_p, ()),
+    "td_channel_fd": (c_int, (_P,)),
+    "td_channel_free": (None, (_P,)),
+    "td_channel_drain": (c_size_t, (_P, POINTER(Event), c_size_t)),
+    "td_call_new": (c_void_p, (_P, c_uint64)),
+    "td_call_set_trace": (None, (_P, _P)),
+    "td_call_timestamps": (c_void_p, (_P,)),
+    "td_call_free": (None, (_P,)),
+    "td_buffer_take": (None, (_P,)),
+    "td_buffer_free": (None, (_P,)),
+}
+_SHIM_CALLBACKS = (
+    "td_on_response",
+    "td_on_request_release",
+    "td_on_trace_activity",
+    "td_on_trace_release",
+    "td_alloc",
+    "td_release",
+    "td_start",
+)
+
+
+class Shim:
+    """The binding's C callbacks, loaded from the package (built at install) or built into the user's cache."""
+
+    def __init__(self, api: CApi) -> None:
+        from . import _build_shim
+
+        path = _build_shim.SOURCE.with_name(_build_shim.LIBRARY_NAME)
+        if not path.exists():
+            path = _build_shim.cached_library()
+            if not path.exists():
+                try:
+                    _build_shim.compile_shim(path)
+                except RuntimeError as exc:
+                    raise TritonError(
+                        f"the binding's C callbacks are not built and cannot be: {exc}", code=TritonError.UNAVAILABLE
+                    ) from exc
+        lib = ctypes.CDLL(str(path))
+        for name, (restype, argtypes) in _SHIM_FUNCTIONS.items():
+            fn = getattr(lib, name)
+            fn.restype = restype
+            fn.argtypes = argtypes
+            setattr(self, name[3:], fn)
+        # Addresses of the callbacks, to hand to Triton.
+        for name in _SHIM_CALLBACKS:
+            setattr(self, name[3:], ctypes.cast(getattr(lib, name), c_void_p).value)
+        if self.init() != 0:
+            raise TritonError(f"{path.name} did not find Triton's functions in the process", code=TritonError.INTERNAL)
+        self.lib = lib

@@ -1,0 +1,439 @@
+"""Asynchronous inference over the C API: building a request, Triton's callbacks, and an async iterator of responses.
+
+Threads: Triton calls back on its own threads into the binding's C callbacks (``_shim.c``), which never touch
+Python: they queue an event on the channel of the caller's event loop and write to its eventfd. The loop drains the
+channel and does all the Python work (reading a response, deleting a request) on its own thread, so cancellation
+and deletion cannot race and Triton's threads never wait for the GIL.
+
+Memory: input arrays are passed to Triton by address and kept alive until Triton releases the request; outputs are
+written by the backend into buffers from the C allocator, which responses then own as numpy arrays (no copy).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import itertools
+import logging
+import os
+import weakref
+from collections import deque
+from collections.abc import AsyncIterator
+from ctypes import byref, c_bool, c_char_p, c_double, c_int, c_int64, c_uint32, c_uint64, c_void_p
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from . import _capi as C
+from .dtypes import DTYPE_ENUM, ENUM_DTYPE, NUMPY_DTYPE, deserialize_bytes, serialize_bytes, triton_dtype
+from .errors import TritonError
+from .types import TRACE_ACTIVITY_FIELDS, InferenceRequest, InferenceResponse, Tensor, TraceTimestamps
+
+if TYPE_CHECKING:
+    from .server import Server
+
+logger = logging.getLogger(__name__)
+
+_api: C.CApi | None = None  # set by install(): one libtritonserver per process
+_shim: C.Shim | None = None
+_allocator = c_void_p()
+_calls: dict[int, _Call] = {}
+_channels: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Channel] = weakref.WeakKeyDictionary()
+_last: tuple = (None, None)  # the most recent (loop, channel): nearly always the one asked for
+_keys = itertools.count(1)
+_UINT8 = np.dtype(np.uint8)
+_DRAIN_BATCH = 256
+_EVENT_DTYPE = np.dtype([("handle", "<u8"), ("ptr", "<u8"), ("kind", "<u4"), ("flags", "<u4")])
+_TIMESTAMP_FIELDS = [TRACE_ACTIVITY_FIELDS[i] for i in range(C.TRACE_ACTIVITIES)]
+
+
+def install(api: C.CApi) -> None:
+    """Make ``api`` the library requests go to; load the C callbacks and create the process's response allocator."""
+    global _api, _shim
+    if _api is not None:
+        return
+    shim = C.Shim(api)
+    api.check(api.ResponseAllocatorNew(byref(_allocator), shim.alloc, shim.release, shim.start))
+    _api, _shim = api, shim
+
+
+def pending_count() -> int:
+    """Requests handed to Triton that have not completed yet (not every callback seen)."""
+    return len(_calls)
+
+
+class _Channel:
+    """The C event queue of one event loop, drained on that loop when its eventfd is readable."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.ptr = _shim.channel_new()
+        if not self.ptr:
+            raise TritonError("cannot create an event channel (out of memory or file descriptors)")
+        self.fd = _shim.channel_fd(self.ptr)
+        self.events = (C.Event * _DRAIN_BATCH)()
+        self.view = np.frombuffer(self.events, dtype=_EVENT_DTYPE)
+        self.scratch = _Scratch()
+        loop.add_reader(self.fd, self.drain)
+
+    @staticmethod
+    def of(loop: asyncio.AbstractEventLoop) -> _Channel:
+        global _last
+        if _last[0] is loop:
+            return _last[1]
+        channel = _channels.get(loop)
+        if channel is None:
+            channel = _channels[loop] = _Channel(loop)
+        _last = (loop, channel)
+        return channel
+
+    def drain(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            os.read(self.fd, 8)
+        while True:
+            count = _shim.channel_drain(self.ptr, self.events, _DRAIN_BATCH)
+            for handle, ptr, kind, flags in self.view[:count].tolist():
+                call = _calls.get(handle)
+                if call is None:  # cannot happen while every call stays registered until its last event
+                    logger.error("event %d for unknown request %d", kind, handle)
+                elif kind == C.EVENT_RESPONSE:
+                    call.on_response(ptr, flags)
+                elif kind == C.EVENT_REQUEST_RELEASE:
+                    call.on_request_release()
+                else:
+                    call.on_trace_release()
+            if count < _DRAIN_BATCH:
+                return
+
+
+class _Call:
+    """The state of one request from ``ServerInferAsync`` until Triton has reported everything about it."""
+
+    __slots__ = (
+        "abandoned",
+        "channel",
+        "cptr",
+        "final",
+        "handle",
+        "inputs",
+        "items",
+        "released",
+        "request",
+        "timestamps",
+        "trace_done",
+        "waiter",
+    )
+
+    def __init__(self, channel: _Channel, request: int, inputs: list, trace: bool) -> None:
+        self.handle = next(_keys)
+        self.channel = channel
+        self.cptr = _shim.call_new(channel.ptr, self.handle)
+        if not self.cptr:
+            raise TritonError("out of memory for a request's callback state")
+        self.request = request
+        self.inputs = inputs
+        self.items: deque = deque()
+        self.waiter: asyncio.Future | None = None
+        self.final = False
+        self.released = False
+        self.abandoned = False
+        self.trace_done = not trace
+        self.timestamps = TraceTimestamps() if trace else None
+
+    @property
+    def answered(self) -> bool:
+        """Every response is in (and the trace, when asked for): the caller's iteration can end."""
+        return self.final and self.trace_done
+
+    def _wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _finish_if_done(self) -> None:
+        # Triton may release the request before or after its last response: forget it only once both happened.
+        if self.final and self.released and self.trace_done:
+            _calls.pop(self.handle, None)
+            _shim.call_free(self.cptr)
+            self.cptr = None
+
+    def on_response(self, response: int, flags: int) -> None:
+        final = bool(flags & C.RESPONSE_COMPLETE_FINAL)
+        if response:
+            try:
+                if not self.abandoned:
+                    self.items.append(_read_response(response, final, self.channel.scratch))
+            except TritonError as exc:
+                self.items.append(exc)
+            finally:
+                _api.InferenceResponseDelete(response)
+        self.final = self.final or final
+        self._wake()
+        self._finish_if_done()
+
+    def on_request_release(self) -> None:
+        self.released = True
+        _api.InferenceRequestDelete(self.request)
+        self.inputs = None
+        self._wake()
+        self._finish_if_done()
+
+    def on_trace_release(self) -> None:
+        values = (c_uint64 * C.TRACE_ACTIVITIES).from_address(_shim.call_timestamps(self.cptr))
+        for field, value in zip(_TIMESTAMP_FIELDS, values, strict=False):
+            if value:
+                setattr(self.timestamps, field, value)
+        self.trace_done = True
+        self._wake()
+        self._finish_if_done()
+
+    def cancel(self) -> None:
+        """Ask Triton to stop work on the request; runs on the loop thread, where the request is deleted, so the
+        request still exists unless its release was already handled."""
+        self.abandoned = True
+        self.items.clear()
+        if not self.released:
+            err = _api.InferenceRequestCancel(self.request)
+            if err:
+                logger.debug("cancelling request: %s", _api.error(err))
+
+
+class _OutputBuffer:
+    """Owns one output buffer from the C allocator; numpy arrays made from it keep it alive (array interface)."""
+
+    __slots__ = ("__array_interface__", "header")
+
+    def __init__(self, header: int, address: int, size: int) -> None:
+        self.header = header
+        self.__array_interface__ = {"data": (address, False), "shape": (size,), "typestr": "|u1", "version": 3}
+
+    def __del__(self) -> None:
+        if _shim is not None:
+            _shim.buffer_free(self.header)
+
+
+# --- building and reading -------------------------------------------------------------------------------------------
+
+
+def _set_parameter(request: int, key: bytes, value) -> None:
+    if isinstance(value, bool):
+        err = _api.InferenceRequestSetBoolParameter(request, key, value)
+    elif isinstance(value, int):
+        err = _api.InferenceRequestSetIntParameter(request, key, value)
+    elif isinstance(value, float):
+        err = _api.InferenceRequestSetDoubleParameter(request, key, value)
+    elif isinstance(value, str):
+        err = _api.InferenceRequestSetStringParameter(request, key, value.encode())
+    else:
+        raise TritonError(
+            f"request parameter {key.decode()!r} has unsupported type {type(value).__name__}; "
+            "use str, int, float or bool",
+            code=TritonError.INVALID_ARG,
+        )
+    _api.check(err)
+
+
+def _add_input(request: int, name: str, value, keep: list) -> None:
+    if isinstance(value, Tensor):
+        data_type, shape = value.data_type, value.shape
+        buffer = np.frombuffer(value.data, dtype=_UINT8) if memoryview(value.data).nbytes else np.empty(0, _UINT8)
+    elif isinstance(value, np.ndarray):
+        data_type, shape = triton_dtype(value.dtype), value.shape
+        if data_type == "BYTES":
+            buffer = np.frombuffer(serialize_bytes(value), dtype=_UINT8)
+        else:
+            buffer = value if value.flags.c_contiguous else np.ascontiguousarray(value)
+    else:
+        raise TritonError(
+            f"input {name!r} must be a numpy array or a Tensor, not {type(value).__name__}",
+            code=TritonError.INVALID_ARG,
+        )
+    keep.append(buffer)
+    bname = name.encode()
+    dims = (c_int64 * len(shape))(*shape)
+    _api.check(_api.InferenceRequestAddInput(request, bname, DTYPE_ENUM[data_type], dims, len(shape)))
+    # A zero-byte input still needs a data segment; its address is never read.
+    address = buffer.ctypes.data if buffer.nbytes else ctypes.addressof(_EMPTY)
+    _api.check(_api.InferenceRequestAppendInputData(request, bname, address, buffer.nbytes, C.MEMORY_CPU, 0))
+
+
+_EMPTY = ctypes.c_char()
+
+
+def _build(server: Server, model_name: str, model_version: int, req: InferenceRequest, keep: list) -> int:
+    request = c_void_p()
+    _api.check(_api.InferenceRequestNew(byref(request), server.handle, model_name.encode(), model_version))
+    try:
+        if req.request_id:
+            _api.check(_api.InferenceRequestSetId(request, req.request_id.encode()))
+        if req.correlation_id is not None:
+            if isinstance(req.correlation_id, str):
+                _api.check(_api.InferenceRequestSetCorrelationIdString(request, req.correlation_id.encode()))
+            else:
+                _api.check(_api.InferenceRequestSetCorrelationId(request, req.correlation_id))
+        if req.flags:
+            _api.check(_api.InferenceRequestSetFlags(request, req.flags))
+        if req.priority:
+            _api.check(_api.InferenceRequestSetPriorityUInt64(request, req.priority))
+        if req.timeout_us:
+            _api.check(_api.InferenceRequestSetTimeoutMicroseconds(request, req.timeout_us))
+        for key, value in req.parameters.items():
+            _set_parameter(request, key.encode(), value)
+        for name, value in req.inputs.items():
+            _add_input(request, name, value, keep)
+        for name in req.output_names:
+            _api.check(_api.InferenceRequestAddRequestedOutput(request, name.encode()))
+    except BaseException:
+        _api.InferenceRequestDelete(request)
+        raise
+    return request.value
+
+
+_OUTPUT_DTYPE = np.dtype(
+    [
+        ("name", "<u8"),
+        ("shape", "<u8"),
+        ("base", "<u8"),
+        ("header", "<u8"),
+        ("byte_size", "<u8"),
+        ("datatype", "<i8"),
+        ("dim_count", "<u8"),
+        ("dims", "<i8", (C.INLINE_DIMS,)),
+    ]
+)
+# TRITONSERVER_DataType value -> (Triton name, numpy dtype)
+_DTYPE_BY_ENUM = {enum: (name, NUMPY_DTYPE[name]) for enum, name in ENUM_DTYPE.items()}
+
+
+class _Scratch:
+    """Where responses are read into: made once per event loop rather than per response."""
+
+    def __init__(self, capacity: int = 64) -> None:
+        self.capacity = capacity
+        self.head = C.ResponseHead()
+        self.outputs = (C.Output * capacity)()
+        self.rows = np.frombuffer(self.outputs, dtype=_OUTPUT_DTYPE)
+
+
+def _read_response(response: int, final: bool, scratch: _Scratch) -> InferenceResponse:
+    head = scratch.head
+    _api.check(_shim.read_response(response, head, scratch.outputs, scratch.capacity))
+    if head.error:
+        raise _api.error(head.error, delete=False)  # owned by the response
+    if head.output_count > scratch.capacity:  # rare: read again into room enough for all
+        scratch = _Scratch(head.output_count)
+        _api.check(_shim.read_response(response, scratch.head, scratch.outputs, scratch.capacity))
+    outputs: dict[str, np.ndarray] = {}
+    for name, shape_p, base, header, size, datatype, ndim, dims in scratch.rows[: head.output_count].tolist():
+        shape = tuple(dims[:ndim].tolist()) if ndim <= C.INLINE_DIMS else tuple(ctypes.cast(shape_p, _I64P)[:ndim])
+        if header:  # from our allocator: the array owns the buffer from now on
+            raw = np.asarray(_OutputBuffer(header, base, size))
+        elif size:  # memory Triton owns: copy it before the response goes
+            raw = np.frombuffer(ctypes.string_at(base, size), _UINT8)
+        else:
+            raw = np.empty(0, _UINT8)
+        type_name, dtype = _DTYPE_BY_ENUM[datatype]
+        if type_name == "BYTES":
+            array = deserialize_bytes(raw, int(np.prod(shape, dtype=np.int64))).reshape(shape)
+        else:
+            array = raw.view(dtype).reshape(shape)
+        outputs[ctypes.string_at(name).decode()] = array
+    return InferenceResponse(
+        model=ctypes.string_at(head.model).decode() if head.model else "",
+        model_version=head.version,
+        request_id=ctypes.string_at(head.id).decode() if head.id else "",
+        outputs=outputs,
+        parameters=_read_parameters(response) if head.parameter_count else {},
+        final=final,
+    )
+
+
+_I64P = ctypes.POINTER(c_int64)
+
+
+def _read_parameters(response: int) -> dict:
+    count = c_uint32()
+    _api.check(_api.InferenceResponseParameterCount(response, byref(count)))
+    result = {}
+    name, kind, value = c_char_p(), c_int(), c_void_p()
+    for index in range(count.value):
+        _api.check(_api.InferenceResponseParameter(response, index, byref(name), byref(kind), byref(value)))
+        if kind.value == C.PARAMETER_STRING:
+            parsed = ctypes.cast(value, c_char_p).value.decode()
+        elif kind.value == C.PARAMETER_INT:
+            parsed = ctypes.cast(value, ctypes.POINTER(c_int64))[0]
+        elif kind.value == C.PARAMETER_BOOL:
+            parsed = ctypes.cast(value, ctypes.POINTER(c_bool))[0]
+        elif kind.value == C.PARAMETER_DOUBLE:
+            parsed = ctypes.cast(value, ctypes.POINTER(c_double))[0]
+        else:
+            parsed = None
+        result[name.value.decode()] = parsed
+    return result
+
+
+# --- the async iterator ---------------------------------------------------------------------------------------------
+
+
+async def infer(
+    server: Server, model_name: str, model_version: int, req: InferenceRequest
+) -> AsyncIterator[InferenceResponse]:
+    """Send ``req`` and yield its responses; ends after the final one (and, for a traced request, once Triton has
+    released the trace, so ``req.timestamps`` is complete). Input arrays stay referenced until Triton releases the
+    request, which may be a little later: do not change them in place.
+
+    Raises :class:`TritonError` for a request Triton refuses or a response that carries an error. Leaving the
+    iteration early, or cancelling the task that runs it, cancels the request in Triton.
+    """
+    loop = asyncio.get_running_loop()
+    keep: list = []
+    request = _build(server, model_name, model_version, req, keep)
+    trace = c_void_p()
+    try:
+        call = _Call(_Channel.of(loop), request, keep, req.trace)
+    except BaseException:
+        _api.InferenceRequestDelete(request)
+        raise
+    try:
+        _api.check(_api.InferenceRequestSetReleaseCallback(request, _shim.on_request_release, call.cptr))
+        _api.check(_api.InferenceRequestSetResponseCallback(request, _allocator, None, _shim.on_response, call.cptr))
+        if req.trace:
+            _api.check(
+                _api.InferenceTraceNew(
+                    byref(trace),
+                    C.TRACE_LEVEL_TIMESTAMPS,
+                    0,
+                    _shim.on_trace_activity,
+                    _shim.on_trace_release,
+                    call.cptr,
+                )
+            )
+            _shim.call_set_trace(call.cptr, trace)
+        _calls[call.handle] = call
+        _api.check(_api.ServerInferAsync(server.handle, request, trace))
+    except BaseException:
+        # Triton did not take the request: no callback will come.
+        _calls.pop(call.handle, None)
+        if trace.value:
+            _api.InferenceTraceDelete(trace)
+        _api.InferenceRequestDelete(request)
+        _shim.call_free(call.cptr)
+        raise
+    req.timestamps = call.timestamps  # filled in when Triton releases the trace
+    try:
+        while True:
+            while call.items:
+                item = call.items.popleft()
+                if isinstance(item, TritonError):
+                    raise item
+                yield item
+            if call.answered:
+                return
+            call.waiter = loop.create_future()
+            try:
+                await call.waiter
+            finally:
+                call.waiter = None
+    finally:
+        if not call.answered:
+            call.cancel()

@@ -1,0 +1,94 @@
+"""Triton's own log lines, routed into Python logging.
+
+Triton 2.51's C API has no log callback, but it can write its log to a file. We give it a named pipe, read that pipe
+on a daemon thread and turn each line into a record of the logger ``triton_dynamo.triton.tritonserver``, keeping
+Triton's level (I, W, E, V as INFO, WARNING, ERROR, DEBUG) and its source file and line. Triton's logger is one per
+process, so the pipe and its reader are too.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import tempfile
+import threading
+from pathlib import Path
+
+from .locate import has_nvidia_gpu
+
+logger = logging.getLogger(__name__)
+triton_logger = logging.getLogger(__name__.rsplit(".", 1)[0] + ".tritonserver")
+
+# I1124 17:24:55.459293 2685 grpc_server.cc:2558] "Started GRPCInferenceService at 0.0.0.0:18001"
+_LINE = re.compile(r"^([IWEV])\d{4} [\d:.]+ +\d+ ([^\s:\]]+):(\d+)\] ?(.*)$")
+_LEVELS = {"I": logging.INFO, "W": logging.WARNING, "E": logging.ERROR, "V": logging.DEBUG}
+# What Triton says at start on a machine without a GPU, every time, and what it means nothing there.
+_NO_GPU_NOISE = (
+    "CudaDriverHelper has not been initialized",
+    "Unable to allocate pinned system memory",
+    "DCGM unable to start",
+    "CUDA memory pools could not be created",
+)
+
+
+def parse_line(line: str, previous_level: int = logging.INFO) -> tuple[int, str, int, str]:
+    """(level, source file, source line, message) of one Triton log line.
+
+    A line that does not start like a Triton record (the rows of Triton's model tables) continues the previous one
+    and keeps its level.
+
+    Example:
+        >>> parse_line('W1124 17:24:55.459293 2685 server.cc:12] "model x failed"')
+        (30, 'server.cc', 12, 'model x failed')
+    """
+    match = _LINE.match(line)
+    if match is None:
+        return previous_level, "tritonserver", 0, line
+    level, filename, lineno, message = match.groups()
+    if len(message) >= 2 and message[0] == message[-1] == '"':
+        message = message[1:-1].replace('\\"', '"')
+    return _LEVELS[level], filename, int(lineno), message
+
+
+class _LogPump:
+    """The process's one pipe from Triton's logger into :data:`triton_logger`."""
+
+    def __init__(self) -> None:
+        folder = Path(tempfile.mkdtemp(prefix="triton-dynamo-log-"))
+        self.path = folder / "tritonserver.log"
+        os.mkfifo(self.path, 0o600)
+        # Read and write: never blocks on open, and never sees end-of-file while Triton reopens the pipe.
+        self._fd = os.open(self.path, os.O_RDWR)
+        self._thread = threading.Thread(target=self._run, name="triton-log", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        level = logging.INFO
+        quiet = () if has_nvidia_gpu() else _NO_GPU_NOISE
+        with os.fdopen(self._fd, "r", encoding="utf-8", errors="replace", buffering=1) as stream:
+            for raw in stream:
+                line = raw.rstrip("\n")
+                if not line:
+                    continue
+                level, filename, lineno, message = parse_line(line, level)
+                if quiet and level > logging.DEBUG and message.startswith(quiet):
+                    level = logging.DEBUG
+                if triton_logger.isEnabledFor(level):
+                    record = triton_logger.makeRecord(
+                        triton_logger.name, level, filename, lineno, "%s", (message,), None, func="tritonserver"
+                    )
+                    triton_logger.handle(record)
+
+
+_pump: _LogPump | None = None
+_pump_lock = threading.Lock()
+
+
+def log_pipe_path() -> str:
+    """The file path to hand Triton as its log file; starts the reader on first use."""
+    global _pump
+    with _pump_lock:
+        if _pump is None:
+            _pump = _LogPump()
+        return str(_pump.path)
