@@ -8,7 +8,7 @@ Example:
     >>> err = InvalidInput("input 'INPUT0' has dtype INT64; model 'identity' expects INT32")
     >>> err.status.name
     'INVALID_ARGUMENT'
-    >>> client_message(err)
+    >>> str(err)
     "[INVALID_ARGUMENT] input 'INPUT0' has dtype INT64; model 'identity' expects INT32"
 """
 
@@ -43,6 +43,10 @@ class TritonDynamoError(Exception):
         self.message = message
         if status is not None:
             self.status = status
+
+    def __str__(self) -> str:
+        # What Dynamo forwards to the client is str() of the exception: status first, then the problem.
+        return client_message(self)
 
 
 class InvalidInput(TritonDynamoError):

@@ -219,6 +219,11 @@ def _set_parameter(request: int, key: bytes, value) -> None:
     if isinstance(value, bool):
         err = _api.InferenceRequestSetBoolParameter(request, key, value)
     elif isinstance(value, int):
+        if not -(2**63) <= value < 2**63:  # ctypes would silently wrap it around
+            raise TritonError(
+                f"request parameter {key.decode()!r} = {value} does not fit in a 64-bit signed integer",
+                code=TritonError.INVALID_ARG,
+            )
         err = _api.InferenceRequestSetIntParameter(request, key, value)
     elif isinstance(value, float):
         err = _api.InferenceRequestSetDoubleParameter(request, key, value)

@@ -225,7 +225,11 @@ class Server:
             api.check(api.ServerSetExitTimeout(handle, max(0, round(timeout_s))))
         err = api.ServerStop(handle)  # ctypes drops the GIL here, so Triton's callbacks keep running
         if err:
-            logger.warning("Triton stop: %s", api.error(err).message)
+            # Triton did not stop cleanly (the exit timeout expired with models still unloading): its threads may
+            # still use the server, and deleting it under them corrupts the heap. Triton's own main() exits without
+            # deleting it in this case; we leave it allocated for the life of the process.
+            logger.warning("Triton stop: %s (the server is left allocated)", api.error(err).message)
+            return
         err = api.ServerDelete(handle)
         if err:
             logger.warning("Triton delete: %s", api.error(err).message)

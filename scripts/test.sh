@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh machine: installs what it needs (uv, the locked Python environment, and the
+# Debian packages etcd-server, nats-server and prometheus when they are absent), then lints and runs pytest.
+# Extra arguments go to pytest, e.g. `bash scripts/test.sh -k worker`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v uv >/dev/null 2>&1; then
+  python3 -m pip install --quiet --disable-pip-version-check uv
+fi
+
+missing=()
+command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
+command -v nats-server >/dev/null 2>&1 || missing+=(nats-server)
+command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
+command -v nginx >/dev/null 2>&1 || missing+=(nginx-light)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing ${missing[*]}" >&2
+    # The packages' own services must not start: the tests start what they need on loopback ports.
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    rm -f /usr/sbin/policy-rc.d
+  else
+    echo "warning: ${missing[*]} missing and cannot be installed here (not root or no apt-get)" >&2
+  fi
+fi
+
+uv sync --locked
+uv run ruff check .
+uv run ruff format --check .
+uv run pytest "$@"

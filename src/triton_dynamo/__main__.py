@@ -1,0 +1,7 @@
+"""``python -m triton_dynamo``: the same as the ``triton-dynamo`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,129 @@
+"""Configuration of ``triton-dynamo up``: the frontend and N workers on this machine."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import settings
+from ..errors import ConfigurationError
+from ..settings import setting
+
+
+@dataclass(frozen=True, kw_only=True)
+class StackConfig:
+    """Everything ``triton-dynamo up`` needs; validated when built."""
+
+    workers: int = setting(2, flag="--workers", env="TRITON_DYNAMO_WORKERS", help="number of worker processes")
+    model_repository: Path = setting(
+        Path("model_repo"),
+        flag="--model-repository",
+        env="TRITON_DYNAMO_MODEL_REPOSITORY",
+        help="Triton model repository every worker serves",
+    )
+    model_names: tuple[str, ...] = setting(
+        (),
+        flag="--model-name",
+        env="TRITON_DYNAMO_MODEL_NAMES",
+        help="serve only this model (repeatable); default: every model that loads",
+        repeat=True,
+    )
+    host: str = setting(
+        "127.0.0.1",
+        flag="--host",
+        env="TRITON_DYNAMO_HOST",
+        help="address the KServe gRPC port and the metrics ports listen on",
+    )
+    grpc_port: int = setting(8001, flag="--grpc-port", env="TRITON_DYNAMO_GRPC_PORT", help="KServe v2 gRPC port")
+    metrics_port: int = setting(
+        8002, flag="--metrics-port", env="TRITON_DYNAMO_METRICS_PORT", help="the frontend's /metrics port"
+    )
+    worker_metrics_port: int = setting(
+        8100,
+        flag="--worker-metrics-port",
+        env="TRITON_DYNAMO_WORKER_METRICS_PORT",
+        help="first worker's /metrics and /health port; worker i listens on this + i",
+    )
+    discovery: str = setting(
+        "file",
+        flag="--discovery",
+        env="TRITON_DYNAMO_DISCOVERY",
+        help="file (a folder on this machine, nothing else needed) or etcd (ETCD_ENDPOINTS)",
+        choices=("file", "etcd"),
+    )
+    request_plane: str = setting(
+        "tcp",
+        flag="--request-plane",
+        env="TRITON_DYNAMO_REQUEST_PLANE",
+        help="tcp (loopback) or nats (NATS_SERVER)",
+        choices=("tcp", "nats"),
+    )
+    router_mode: str = setting(
+        "round-robin",
+        flag="--router-mode",
+        env="TRITON_DYNAMO_ROUTER_MODE",
+        help="how the frontend spreads requests over workers",
+        choices=("round-robin", "random", "least-loaded", "power-of-two"),
+    )
+    state_dir: Path | None = setting(
+        None,
+        flag="--state-dir",
+        env="TRITON_DYNAMO_STATE_DIR",
+        help="folder for logs and the file discovery store; default: a new folder under the temp directory",
+    )
+    grace_period_s: float = setting(
+        10.0,
+        flag="--grace-period-s",
+        env="TRITON_DYNAMO_GRACE_PERIOD_S",
+        help="on stop, how long workers may drain requests in flight",
+    )
+    startup_timeout_s: float = setting(
+        120.0,
+        flag="--startup-timeout-s",
+        env="TRITON_DYNAMO_STARTUP_TIMEOUT_S",
+        help="give up when the stack is not ready after this long",
+    )
+    max_inflight: int = setting(
+        0,
+        flag="--max-inflight",
+        env="TRITON_DYNAMO_MAX_INFLIGHT",
+        help="requests in flight each worker admits before refusing; 0: no limit",
+    )
+    observe: bool = setting(
+        False,
+        flag="--observe",
+        env="TRITON_DYNAMO_OBSERVE",
+        help="also run Prometheus (when installed) scraping the stack",
+    )
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise ConfigurationError(f"--workers must be at least 1, not {self.workers}")
+        if not self.model_repository.is_dir():
+            raise ConfigurationError(f"model repository {str(self.model_repository)!r} is not a directory")
+        ports = [self.grpc_port, self.metrics_port, *self.worker_ports]
+        if any(not 0 < p < 65536 for p in ports):
+            raise ConfigurationError(f"ports must be between 1 and 65535: {ports}")
+        if len(set(ports)) != len(ports):
+            raise ConfigurationError(f"the gRPC, metrics and worker ports overlap: {ports}")
+        if self.startup_timeout_s <= 0 or self.grace_period_s < 0:
+            raise ConfigurationError("--startup-timeout-s must be positive and --grace-period-s not negative")
+
+    @property
+    def worker_ports(self) -> list[int]:
+        return [self.worker_metrics_port + i for i in range(self.workers)]
+
+    @property
+    def grpc_url(self) -> str:
+        return f"{self.host}:{self.grpc_port}"
+
+    @classmethod
+    def from_args(cls, argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> StackConfig:
+        return settings.from_args(cls, argv, "triton-dynamo up", _DESCRIPTION, env)
+
+
+_DESCRIPTION = (
+    "Run the Dynamo frontend (KServe v2 gRPC) and N Triton workers on this machine, restart workers that crash, "
+    "and stop everything on Ctrl-C or SIGTERM."
+)

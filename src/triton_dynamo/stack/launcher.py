@@ -1,0 +1,145 @@
+"""The local stack: which processes ``triton-dynamo up`` runs, and running them until told to stop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import signal
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from ..errors import Status, TritonDynamoError
+from .config import StackConfig
+from .readiness import wait_until_ready
+from .supervisor import ProcessSpec, Supervisor
+
+logger = logging.getLogger(__name__)
+
+FRONTEND = "frontend"
+
+
+def worker_name(index: int) -> str:
+    return f"worker-{index}"
+
+
+def build_specs(config: StackConfig, state_dir: Path) -> list[ProcessSpec]:
+    """The frontend and the workers, with their command lines and environments (pure: no process is started)."""
+    env = {"DYN_TCP_RPC_HOST": "127.0.0.1"}  # the request plane stays on loopback: every process is on this machine
+    if config.discovery == "file":
+        env["DYN_FILE_KV"] = str(state_dir / "discovery")
+    logs = state_dir / "logs"
+    frontend = ProcessSpec(
+        FRONTEND,
+        [
+            sys.executable,
+            "-m",
+            "dynamo.frontend",
+            "--kserve-grpc-server",
+            "--http-host",
+            config.host,
+            "--http-port",
+            str(config.grpc_port),
+            "--grpc-metrics-port",
+            str(config.metrics_port),
+            "--discovery-backend",
+            config.discovery,
+            "--request-plane",
+            config.request_plane,
+            "--router-mode",
+            config.router_mode,
+        ],
+        env=env,
+        log_path=logs / f"{FRONTEND}.log",
+    )
+    workers = []
+    for index, port in enumerate(config.worker_ports):
+        argv = [
+            sys.executable,
+            "-m",
+            "triton_dynamo",
+            "worker",
+            "--model-repository",
+            str(config.model_repository),
+            "--discovery-backend",
+            config.discovery,
+            "--request-plane",
+            config.request_plane,
+            "--system-port",
+            str(port),
+            "--grace-period-s",
+            str(config.grace_period_s),
+            "--max-inflight",
+            str(config.max_inflight),
+        ]
+        for name in config.model_names:
+            argv += ["--model-name", name]
+        workers.append(ProcessSpec(worker_name(index), argv, env=env, log_path=logs / f"{worker_name(index)}.log"))
+    return [frontend, *workers]
+
+
+def ready_line(config: StackConfig, models: list[str], state_dir: Path) -> str:
+    example = "identity" if "identity" in models else models[0]
+    return (
+        f"triton-dynamo ready: KServe v2 gRPC at {config.grpc_url} with {config.workers} worker(s) serving "
+        f"{', '.join(models)}; metrics at http://{config.host}:{config.metrics_port}/metrics; logs in "
+        f"{state_dir / 'logs'}; try: triton-dynamo infer {example} --url {config.grpc_url}"
+    )
+
+
+class Stack:
+    """The running local stack; :meth:`run` serves until SIGINT or SIGTERM (or :meth:`request_stop`)."""
+
+    def __init__(self, config: StackConfig, *, announce: Callable[[str], None] = print) -> None:
+        self.config = config
+        self.announce = announce
+        self.state_dir = config.state_dir or Path(tempfile.mkdtemp(prefix="triton-dynamo-"))
+        self.supervisor = Supervisor(
+            build_specs(config, self.state_dir), on_event=self._event, max_consecutive_failures=5
+        )
+        self.models: list[str] = []
+        self.ready = asyncio.Event()
+        self._stop = asyncio.Event()
+
+    def _event(self, message: str) -> None:
+        self.announce(f"triton-dynamo: {message}")
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.request_stop)
+        await self.supervisor.start()
+        try:
+            health = [f"http://127.0.0.1:{port}/health" for port in self.config.worker_ports]
+            ready = asyncio.create_task(
+                wait_until_ready(
+                    self.config.grpc_url,
+                    health,
+                    self.config.model_repository,
+                    self.config.startup_timeout_s,
+                    self.supervisor.failed,
+                )
+            )
+            stop = asyncio.create_task(self._stop.wait())
+            await asyncio.wait([ready, stop], return_when=asyncio.FIRST_COMPLETED)
+            if not ready.done():
+                ready.cancel()
+                return
+            self.models = ready.result()
+            self.announce(ready_line(self.config, self.models, self.state_dir))
+            self.ready.set()
+            failed = asyncio.create_task(self.supervisor.failed.wait())
+            await asyncio.wait([stop, failed], return_when=asyncio.FIRST_COMPLETED)
+            if failed.done() and not stop.done():
+                raise TritonDynamoError("a process of the stack keeps failing; stopping", status=Status.UNAVAILABLE)
+        finally:
+            self.announce("triton-dynamo: stopping")
+            workers = [worker_name(i) for i in range(self.config.workers)]
+            await self.supervisor.stop(timeout_s=self.config.grace_period_s + 10, waves=[workers, [FRONTEND]])
+            shutil.rmtree(self.state_dir / "discovery", ignore_errors=True)
+            self.announce("triton-dynamo: stopped")

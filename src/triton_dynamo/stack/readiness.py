@@ -1,0 +1,77 @@
+"""Waiting until the stack really serves: every worker healthy, and every model it serves ready at the frontend."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..errors import Status, TritonDynamoError
+from ..worker.service import endpoint_slug
+
+logger = logging.getLogger(__name__)
+
+
+def worker_health(url: str, timeout_s: float = 2.0) -> dict | None:
+    """A worker's /health document when it answers 200, else None."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+            return json.loads(response.read()) if response.status == 200 else None
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+
+
+def served_models(health: dict, repository: Path) -> set[str]:
+    """The models a worker's /health lists as ready endpoints, by their names in the repository."""
+    by_slug = {endpoint_slug(p.name): p.name for p in repository.iterdir() if p.is_dir()}
+    endpoints = health.get("endpoints") or {}
+    return {by_slug[e] for e, state in endpoints.items() if state == "ready" and e in by_slug}
+
+
+async def wait_until_ready(
+    grpc_url: str,
+    worker_health_urls: Sequence[str],
+    repository: Path,
+    timeout_s: float,
+    failed: asyncio.Event | None = None,
+) -> list[str]:
+    """Return the served models once all workers are healthy and the frontend says each model is ready.
+
+    Raises :class:`TritonDynamoError` (UNAVAILABLE) on timeout, or as soon as ``failed`` is set.
+    """
+    import tritonclient.grpc.aio as grpcclient
+
+    deadline = time.monotonic() + timeout_s
+    client = grpcclient.InferenceServerClient(grpc_url)
+    waiting_for = "workers"
+    try:
+        while time.monotonic() < deadline:
+            if failed is not None and failed.is_set():
+                raise TritonDynamoError("a process of the stack keeps failing", status=Status.UNAVAILABLE)
+            healths = await asyncio.gather(*(asyncio.to_thread(worker_health, url) for url in worker_health_urls))
+            if all(h is not None and h.get("status") == "ready" for h in healths):
+                models = set.intersection(*(served_models(h, repository) for h in healths))
+                waiting_for = "the frontend"
+                if models and await _frontend_ready(client, models):
+                    return sorted(models)
+            await asyncio.sleep(0.25)
+    finally:
+        await client.close()
+    raise TritonDynamoError(
+        f"stack not ready after {timeout_s:.0f} s (waiting for {waiting_for})", status=Status.UNAVAILABLE
+    )
+
+
+async def _frontend_ready(client, models: set[str]) -> bool:
+    try:
+        if not await client.is_server_live():
+            return False
+        return all(await asyncio.gather(*(client.is_model_ready(m) for m in models)))
+    except Exception as exc:  # the frontend is still starting: connection refused and the like
+        logger.debug("frontend not ready yet: %s", exc)
+        return False

@@ -1,0 +1,149 @@
+"""The worker's configuration: one typed object, each field with its flag and environment variable.
+
+Precedence: a command-line flag, then its environment variable, then the default. Flags and variables follow the
+original launch script (``--model-name``, ``--model-repository``, ``--backend-directory``, ``--log-verbose``,
+``--store-kv``) and Dynamo's own variables (``DYN_NAMESPACE``, ``DYN_DISCOVERY_BACKEND``, ``DYN_REQUEST_PLANE``,
+``DYN_SYSTEM_PORT``).
+
+Example:
+    >>> config = WorkerConfig.from_args(["--model-repository", "model_repo", "--model-name", "identity"], env={})
+    >>> config.model_names, config.discovery_backend
+    (('identity',), 'etcd')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import settings
+from ..errors import ConfigurationError
+from ..settings import setting
+
+DISCOVERY_BACKENDS = ("etcd", "file", "mem", "kubernetes")
+REQUEST_PLANES = ("tcp", "nats", "http")
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkerConfig:
+    """Everything a worker process needs; validated when built."""
+
+    model_repository: Path = setting(
+        Path("model_repo"),
+        flag="--model-repository",
+        env="TRITON_DYNAMO_MODEL_REPOSITORY",
+        help="Triton model repository to serve",
+    )
+    model_names: tuple[str, ...] = setting(
+        (),
+        flag="--model-name",
+        env="TRITON_DYNAMO_MODEL_NAMES",
+        help="serve only this model (repeatable; the variable is comma-separated); default: every model that loads",
+        repeat=True,
+    )
+    backend_directory: Path | None = setting(
+        None,
+        flag="--backend-directory",
+        env="TRITON_DYNAMO_BACKEND_DIRECTORY",
+        help="Triton backends folder; default: the one of the Triton found",
+    )
+    triton_library: Path | None = setting(
+        None,
+        flag="--triton-library",
+        env="TRITON_DYNAMO_TRITON_LIBRARY",
+        help="libtritonserver.so to load; default: /opt/tritonserver, then the nvidia-pytriton wheel",
+    )
+    log_verbose: int = setting(
+        0,
+        flag="--log-verbose",
+        env="TRITON_DYNAMO_LOG_VERBOSE",
+        help="Triton's verbose log level",
+    )
+    namespace: str = setting(
+        "triton",
+        flag="--namespace",
+        env="DYN_NAMESPACE",
+        help="Dynamo namespace of the endpoints",
+    )
+    component: str = setting(
+        "worker",
+        flag="--component",
+        env="TRITON_DYNAMO_COMPONENT",
+        help="Dynamo component name",
+    )
+    discovery_backend: str = setting(
+        "etcd",
+        flag="--discovery-backend",
+        env="DYN_DISCOVERY_BACKEND",
+        help="where workers register: etcd (ETCD_ENDPOINTS), file (DYN_FILE_KV, one host), mem",
+        aliases=("--store-kv",),
+        env_aliases=("DYN_STORE_KV",),
+        choices=DISCOVERY_BACKENDS,
+    )
+    request_plane: str = setting(
+        "tcp",
+        flag="--request-plane",
+        env="DYN_REQUEST_PLANE",
+        help="how requests reach the worker: tcp, or nats (NATS_SERVER)",
+        choices=REQUEST_PLANES,
+    )
+    system_port: int | None = setting(
+        None,
+        flag="--system-port",
+        env="DYN_SYSTEM_PORT",
+        help="port of the worker's /metrics, /health and /live; default: off",
+    )
+    max_request_bytes: int = setting(
+        64 * 1024 * 1024,
+        flag="--max-request-bytes",
+        env="TRITON_DYNAMO_MAX_REQUEST_BYTES",
+        help="largest request (all input tensors) accepted, in bytes",
+    )
+    max_inflight: int = setting(
+        0,
+        flag="--max-inflight",
+        env="TRITON_DYNAMO_MAX_INFLIGHT",
+        help="requests in flight admitted per worker before refusing with UNAVAILABLE; 0: no limit",
+    )
+    grace_period_s: float = setting(
+        30.0,
+        flag="--grace-period-s",
+        env="TRITON_DYNAMO_GRACE_PERIOD_S",
+        help="on SIGTERM, how long requests in flight may take to finish",
+    )
+    trace_requests: bool = setting(
+        True,
+        flag="--trace-requests",
+        env="TRITON_DYNAMO_TRACE_REQUESTS",
+        help="collect Triton's per-request queue and compute times (metrics and spans)",
+    )
+
+    def __post_init__(self) -> None:
+        if not self.model_repository.is_dir():
+            raise ConfigurationError(f"model repository {str(self.model_repository)!r} is not a directory")
+        if self.discovery_backend not in DISCOVERY_BACKENDS:
+            raise ConfigurationError(
+                f"discovery backend {self.discovery_backend!r} is not one of {', '.join(DISCOVERY_BACKENDS)}"
+            )
+        if self.request_plane not in REQUEST_PLANES:
+            raise ConfigurationError(f"request plane {self.request_plane!r} is not one of {', '.join(REQUEST_PLANES)}")
+        if self.max_request_bytes <= 0 or self.max_inflight < 0 or self.grace_period_s < 0 or self.log_verbose < 0:
+            raise ConfigurationError(
+                "max_request_bytes must be positive; max_inflight, grace_period_s and log_verbose must not be negative"
+            )
+        if self.system_port is not None and not 0 <= self.system_port < 65536:
+            raise ConfigurationError(f"system port {self.system_port} is not a port number")
+
+    @classmethod
+    def from_args(cls, argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> WorkerConfig:
+        """Build from command-line arguments, then environment variables, then defaults."""
+        return settings.from_args(cls, argv, "triton-dynamo worker", _DESCRIPTION, env)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> WorkerConfig:
+        """Build from environment variables (``os.environ`` by default); keyword arguments take precedence."""
+        return settings.from_env(cls, env, **overrides)
+
+
+_DESCRIPTION = "Serve a Triton model repository as a Dynamo worker (Triton runs in this process)."

@@ -1,0 +1,150 @@
+"""One model's request path: decode, check, infer, encode. Protocol details stay in :mod:`.codec`; Triton stays
+behind :class:`~triton_dynamo.triton.Model`.
+
+Errors reach Dynamo as exceptions whose text the client reads (the frontend reports every worker error as gRPC
+INTERNAL): ``str()`` of a :class:`~triton_dynamo.errors.TritonDynamoError` puts our status first, then what was wrong.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ..errors import InvalidInput, Overloaded, RequestTooLarge, Status, TritonDynamoError
+from ..triton import InferenceRequest, InferenceResponse, Model
+from .codec import decode_parameters, decode_tensor, encode_parameters, encode_tensor
+from .schema import ModelSchema
+
+logger = logging.getLogger(__name__)
+
+HEALTH_CHECK_KEY = "_HEALTH_CHECK"  # Dynamo's canary marker (dynamo.health_check.HEALTH_CHECK_KEY)
+
+
+class RequestObserver(Protocol):
+    """Told about every request: the metrics and tracing of the worker implement this."""
+
+    def started(self, model: str, request: InferenceRequest, input_bytes: int, context: Any) -> Any: ...
+
+    def finished(self, token: Any, status: Status | None, output_bytes: int) -> None: ...
+
+
+@dataclass
+class Admission:
+    """Requests in flight in this worker, shared by all its models; refuses past ``limit`` (0: no limit)."""
+
+    limit: int = 0
+    inflight: int = 0
+
+    def enter(self, model: str) -> None:
+        if self.limit and self.inflight >= self.limit:
+            raise Overloaded(
+                f"worker is at its limit of {self.limit} requests in flight; model {model!r} request "
+                "refused, retry later"
+            )
+        self.inflight += 1
+
+    def leave(self) -> None:
+        self.inflight -= 1
+
+
+class ModelHandler:
+    """Serves one Triton model on one Dynamo endpoint."""
+
+    def __init__(
+        self,
+        model: Model,
+        schema: ModelSchema,
+        *,
+        admission: Admission,
+        max_request_bytes: int,
+        trace: bool = False,
+        observer: RequestObserver | None = None,
+    ) -> None:
+        self.model = model
+        self.schema = schema
+        self.admission = admission
+        self.max_request_bytes = max_request_bytes
+        self.trace = trace
+        self.observer = observer
+
+    def health_check_payload(self) -> dict[str, Any]:
+        """What Dynamo sends to check this endpoint: answered from readiness, never by inference (the model may keep
+        state, and probes would count as traffic)."""
+        return {"model": self.schema.name, HEALTH_CHECK_KEY: True}
+
+    async def generate(self, request: Mapping[str, Any], context: Any = None) -> AsyncIterator[dict[str, Any]]:
+        """Dynamo's handler: one request dict in, its responses out (several only for decoupled models)."""
+        if request.get(HEALTH_CHECK_KEY) is True:
+            yield self._probe()
+            return
+        self.admission.enter(self.schema.name)
+        token, status, output_bytes = None, None, 0
+        try:
+            infer_request, input_bytes = self._decode(request)
+            if self.observer is not None:
+                token = self.observer.started(self.schema.name, infer_request, input_bytes, context)
+            async for response in self.model.async_infer(infer_request):
+                encoded, size = self._encode(response)
+                output_bytes += size
+                yield encoded
+        except TritonDynamoError as exc:
+            status = exc.status
+            if status is not Status.INVALID_ARGUMENT:
+                logger.warning("model %r request %r failed: %s", self.schema.name, request.get("id"), exc.message)
+            raise
+        except Exception as exc:
+            status = Status.INTERNAL
+            logger.exception("model %r request %r: unexpected error", self.schema.name, request.get("id"))
+            raise TritonDynamoError(
+                f"internal error in the worker serving {self.schema.name!r}: {type(exc).__name__}: {exc}"
+            ) from exc
+        except BaseException:
+            status = Status.CANCELLED  # the client went away (GeneratorExit) or the task was cancelled
+            raise
+        finally:
+            self.admission.leave()
+            if token is not None:
+                self.observer.finished(token, status, output_bytes)
+
+    def _decode(self, request: Mapping[str, Any]) -> tuple[InferenceRequest, int]:
+        tensors = request.get("tensors")
+        if not isinstance(tensors, list):
+            raise InvalidInput(f"request to model {self.schema.name!r} has no tensors")
+        inputs, shapes, total = {}, {}, 0
+        for tensor in tensors:
+            name, data_type, array = decode_tensor(tensor)
+            if name in inputs:
+                raise InvalidInput(f"input {name!r} appears twice in the request")
+            total += array.nbytes if data_type != "BYTES" else sum(len(x) for x in array.reshape(-1))
+            if total > self.max_request_bytes:
+                raise RequestTooLarge(
+                    f"request to model {self.schema.name!r} is over the worker's limit of "
+                    f"{self.max_request_bytes} bytes of tensor data"
+                )
+            inputs[name] = array
+            shapes[name] = (data_type, array.shape)
+        self.schema.check_inputs(shapes)
+        output_names = [o["name"] for o in request.get("outputs") or ()]
+        self.schema.check_outputs(output_names)
+        infer_request = InferenceRequest(
+            inputs=inputs,
+            request_id=request.get("id") or "",
+            parameters=decode_parameters(request.get("parameters")),
+            output_names=output_names,
+            trace=self.trace,
+        )
+        return infer_request, total
+
+    def _encode(self, response: InferenceResponse) -> tuple[dict[str, Any], int]:
+        tensors = [encode_tensor(name, array) for name, array in response.outputs.items()]
+        encoded: dict[str, Any] = {"id": response.request_id, "model": self.schema.name, "tensors": tensors}
+        if response.parameters:
+            encoded["parameters"] = encode_parameters(response.parameters)
+        return encoded, sum(a.nbytes for a in response.outputs.values())
+
+    def _probe(self) -> dict[str, Any]:
+        if not self.model.ready():
+            raise TritonDynamoError(f"model {self.schema.name!r} is not ready", status=Status.UNAVAILABLE)
+        return {"id": "", "model": self.schema.name, "tensors": []}

@@ -1,0 +1,182 @@
+"""The worker process: Triton in-process, every ready model registered with Dynamo, and a drain on SIGTERM.
+
+Lifecycle, in one place:
+1. start Triton on the repository (models that fail to load are reported with Triton's reason; the others serve);
+2. for each model: a Dynamo endpoint ``namespace.component.<model slug>``, the model registered as a tensor model
+   carrying its Triton config (so KServe ModelMetadata and ModelConfig describe the real model), and its handler;
+3. on SIGTERM or SIGINT: unregister every endpoint from discovery, wait until requests in flight have finished (at
+   most the grace period), stop Triton, shut the runtime down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import re
+import signal
+import time
+
+from ..errors import ConfigurationError, TritonDynamoError
+from ..triton import Options, Server
+from .config import WorkerConfig
+from .handler import Admission, ModelHandler, RequestObserver
+from .schema import ModelSchema
+
+logger = logging.getLogger(__name__)
+
+# After unregistering, the frontend may still route a request or two that it picked before it saw the change.
+_SETTLE_S = 0.5
+
+
+def endpoint_slug(model_name: str) -> str:
+    """A Dynamo-safe endpoint name for a Triton model name (``[a-z0-9_-]``), with a short hash so that no endpoint
+    name is a prefix of another (discovery looks endpoints up by key prefix).
+
+    Example:
+        >>> endpoint_slug("Add.Sub")
+        'add_sub_e2c5cc4c'
+    """
+    safe = re.sub(r"[^a-z0-9_-]", "_", model_name.lower())
+    return f"{safe}_{hashlib.sha256(model_name.encode()).hexdigest()[:8]}"
+
+
+class Worker:
+    """One worker process's Triton server, endpoints and handlers."""
+
+    def __init__(self, config: WorkerConfig, observer: RequestObserver | None = None) -> None:
+        self.config = config
+        self.observer = observer
+        self.admission = Admission(limit=config.max_inflight)
+        self.server: Server | None = None
+        self.runtime = None
+        self.endpoints: list = []
+        self.handlers: dict[str, ModelHandler] = {}
+        self._stopping = asyncio.Event()
+
+    async def run(self) -> None:
+        """Serve until a signal asks to stop; raises :class:`TritonDynamoError` when nothing can be served."""
+        from dynamo.common.utils.runtime import create_runtime  # heavy: imported when a worker really starts
+
+        loop = asyncio.get_running_loop()
+        if self.config.system_port is not None:
+            os.environ["DYN_SYSTEM_PORT"] = str(self.config.system_port)  # the runtime reads it at creation
+        self.runtime, _ = create_runtime(
+            discovery_backend=self.config.discovery_backend, request_plane=self.config.request_plane
+        )
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stopping.set)
+        try:
+            await self._start_triton()
+            models = self._servable_models()
+            serving = [asyncio.create_task(self._serve(name), name=f"serve {name}") for name in models]
+            stop = asyncio.create_task(self._stopping.wait())
+            done, _ = await asyncio.wait([stop, *serving], return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if task is not stop and task.exception() is not None:
+                    raise task.exception()
+            await self._drain()
+            self.runtime.shutdown()
+            await asyncio.wait(serving, timeout=10)
+        finally:
+            await self._stop_triton()
+
+    async def _start_triton(self) -> None:
+        c = self.config
+        options = Options(
+            model_repository=c.model_repository,
+            library=c.triton_library,
+            backend_directory=c.backend_directory,
+            startup_models=c.model_names or ("*",),
+            log_verbose=c.log_verbose,
+        )
+        self.server = Server(options)
+        await asyncio.to_thread(self.server.start)
+
+    def _servable_models(self) -> list[str]:
+        index = self.server.model_index()
+        ready = sorted({e["name"] for e in index if e.get("state") == "READY"})
+        failed = {e["name"]: e.get("reason") or e.get("state") for e in index if e.get("state") != "READY"}
+        for name, reason in sorted(failed.items()):
+            logger.error("model %r is not served: %s", name, reason)
+        wanted = list(self.config.model_names) or ready
+        missing = [n for n in wanted if n not in ready]
+        if missing:
+            known = ", ".join(e["name"] for e in index) or "none"
+            details = "; ".join(f"{n}: {failed.get(n, 'not in the repository')}" for n in missing)
+            raise ConfigurationError(f"requested models are not ready ({details}); the repository has: {known}")
+        if not wanted:
+            raise ConfigurationError(
+                f"no model of {str(self.config.model_repository)!r} loaded; see the errors "
+                "above for each model's reason"
+            )
+        logger.info("serving %d model(s): %s", len(wanted), ", ".join(wanted))
+        return wanted
+
+    async def _serve(self, model_name: str) -> None:
+        from dynamo.llm import ModelInput, ModelType, WorkerType, register_model
+
+        model = self.server.model(model_name)
+        schema = ModelSchema.from_config(model.config())
+        handler = ModelHandler(
+            model,
+            schema,
+            admission=self.admission,
+            max_request_bytes=self.config.max_request_bytes,
+            trace=self.config.trace_requests,
+            observer=self.observer,
+        )
+        self.handlers[model_name] = handler
+        path = f"{self.config.namespace}.{self.config.component}.{endpoint_slug(model_name)}"
+        endpoint = self.runtime.endpoint(path)
+        self.endpoints.append(endpoint)
+        tensor_config = {"name": "", "inputs": [], "outputs": [], "triton_model_config": model.config_protobuf()}
+        await register_model(
+            ModelInput.Tensor,
+            ModelType.TensorBased,
+            endpoint,
+            model_name,
+            worker_type=WorkerType.Aggregated,
+            tensor_model_config=tensor_config,
+        )
+        logger.info("model %r registered at %s", model_name, path)
+        await endpoint.serve_endpoint(
+            handler.generate,
+            graceful_shutdown=True,
+            metrics_labels=[("model", model_name)],
+            health_check_payload=handler.health_check_payload(),
+        )
+
+    async def _drain(self) -> None:
+        logger.info("stopping: unregistering %d endpoint(s) from discovery", len(self.endpoints))
+        results = await asyncio.gather(
+            *(e.unregister_endpoint_instance() for e in self.endpoints), return_exceptions=True
+        )
+        for result in results:
+            if isinstance(result, Exception):
+                logger.warning("unregistering an endpoint failed: %s", result)
+        deadline = time.monotonic() + self.config.grace_period_s
+        await asyncio.sleep(min(_SETTLE_S, self.config.grace_period_s))
+        while self.admission.inflight and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        if self.admission.inflight:
+            logger.warning(
+                "grace period of %.1f s over with %d request(s) still in flight",
+                self.config.grace_period_s,
+                self.admission.inflight,
+            )
+        else:
+            logger.info("all requests in flight finished")
+
+    async def _stop_triton(self) -> None:
+        if self.server is not None:
+            await asyncio.to_thread(self.server.stop, timeout_s=5)
+
+
+async def serve(config: WorkerConfig, observer: RequestObserver | None = None) -> None:
+    """Run a worker until SIGTERM or SIGINT."""
+    await Worker(config, observer).run()
+
+
+__all__ = ["TritonDynamoError", "Worker", "endpoint_slug", "serve"]
