@@ -9,6 +9,7 @@ from pathlib import Path
 from .. import settings
 from ..errors import ConfigurationError
 from ..settings import setting
+from ..worker.config import MAX_SYSTEM_PORT
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,7 +65,7 @@ class StackConfig:
         flag="--router-mode",
         env="TRITON_DYNAMO_ROUTER_MODE",
         help="how the frontend spreads requests over workers",
-        choices=("round-robin", "random", "least-loaded", "power-of-two"),
+        choices=("round-robin", "least-loaded"),
     )
     state_dir: Path | None = setting(
         None,
@@ -105,6 +106,11 @@ class StackConfig:
         ports = [self.grpc_port, self.metrics_port, *self.worker_ports]
         if any(not 0 < p < 65536 for p in ports):
             raise ConfigurationError(f"ports must be between 1 and 65535: {ports}")
+        if self.worker_ports[-1] > MAX_SYSTEM_PORT:
+            raise ConfigurationError(
+                f"worker metrics ports {self.worker_ports[0]}-{self.worker_ports[-1]} go past "
+                f"{MAX_SYSTEM_PORT}: Dynamo reads DYN_SYSTEM_PORT as a signed 16-bit number"
+            )
         if len(set(ports)) != len(ports):
             raise ConfigurationError(f"the gRPC, metrics and worker ports overlap: {ports}")
         if self.startup_timeout_s <= 0 or self.grace_period_s < 0:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import shutil
 import signal
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from ..errors import Status, TritonDynamoError
@@ -25,11 +26,20 @@ def worker_name(index: int) -> str:
     return f"worker-{index}"
 
 
-def build_specs(config: StackConfig, state_dir: Path) -> list[ProcessSpec]:
-    """The frontend and the workers, with their command lines and environments (pure: no process is started)."""
+# Dynamo 1.6.1's frontend sizes its Tokio runtime by the core count; with 2 threads (a 2-core machine) it stopped
+# answering, for good, when two workers registered at the same moment in etcd + NATS mode. 4 threads did not.
+FRONTEND_RUNTIME_THREADS = "4"
+
+
+def build_specs(config: StackConfig, state_dir: Path, environ: Mapping[str, str] = os.environ) -> list[ProcessSpec]:
+    """The frontend and the workers, with their command lines and the environment they get on top of ``environ``
+    (pure: no process is started)."""
     env = {"DYN_TCP_RPC_HOST": "127.0.0.1"}  # the request plane stays on loopback: every process is on this machine
     if config.discovery == "file":
         env["DYN_FILE_KV"] = str(state_dir / "discovery")
+    frontend_env = dict(env)
+    if "DYN_RUNTIME_NUM_WORKER_THREADS" not in environ:
+        frontend_env["DYN_RUNTIME_NUM_WORKER_THREADS"] = FRONTEND_RUNTIME_THREADS
     logs = state_dir / "logs"
     frontend = ProcessSpec(
         FRONTEND,
@@ -51,7 +61,7 @@ def build_specs(config: StackConfig, state_dir: Path) -> list[ProcessSpec]:
             "--router-mode",
             config.router_mode,
         ],
-        env=env,
+        env=frontend_env,
         log_path=logs / f"{FRONTEND}.log",
     )
     workers = []

@@ -22,6 +22,8 @@ from ..errors import ConfigurationError
 from ..settings import setting
 
 DISCOVERY_BACKENDS = ("etcd", "file", "mem", "kubernetes")
+# Dynamo 1.6.1 parses DYN_SYSTEM_PORT as an i16 and refuses to start with a larger value.
+MAX_SYSTEM_PORT = 32767
 REQUEST_PLANES = ("tcp", "nats", "http")
 
 
@@ -132,8 +134,11 @@ class WorkerConfig:
             raise ConfigurationError(
                 "max_request_bytes must be positive; max_inflight, grace_period_s and log_verbose must not be negative"
             )
-        if self.system_port is not None and not 0 <= self.system_port < 65536:
-            raise ConfigurationError(f"system port {self.system_port} is not a port number")
+        if self.system_port is not None and not 0 <= self.system_port <= MAX_SYSTEM_PORT:
+            raise ConfigurationError(
+                f"system port {self.system_port} must be between 0 and {MAX_SYSTEM_PORT}: "
+                "Dynamo reads DYN_SYSTEM_PORT as a signed 16-bit number"
+            )
 
     @classmethod
     def from_args(cls, argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> WorkerConfig:

@@ -20,6 +20,10 @@ from .schema import ModelSchema
 logger = logging.getLogger(__name__)
 
 HEALTH_CHECK_KEY = "_HEALTH_CHECK"  # Dynamo's canary marker (dynamo.health_check.HEALTH_CHECK_KEY)
+# Triton's streaming convention, which tritonclient's stream API uses: a client that sends the first parameter gets the
+# second on every response, so it knows when a decoupled model is done; an empty response carries it if need be.
+EMPTY_FINAL_PARAMETER = "triton_enable_empty_final_response"
+FINAL_PARAMETER = "triton_final_response"
 
 
 class RequestObserver(Protocol):
@@ -85,10 +89,23 @@ class ModelHandler:
             infer_request, input_bytes = self._decode(request)
             if self.observer is not None:
                 token = self.observer.started(self.schema.name, infer_request, input_bytes, context)
+            mark_final = infer_request.parameters.pop(EMPTY_FINAL_PARAMETER, False) is True
+            final_sent = False
             async for response in self.model.async_infer(infer_request):
                 encoded, size = self._encode(response)
+                if mark_final:
+                    encoded.setdefault("parameters", {})[FINAL_PARAMETER] = {"bool": response.final}
+                    final_sent = response.final
                 output_bytes += size
                 yield encoded
+            if mark_final and not final_sent:
+                # The model sent its final flag without a response (decoupled models do): say so, as Triton does.
+                yield {
+                    "id": infer_request.request_id,
+                    "model": self.schema.name,
+                    "tensors": [],
+                    "parameters": {FINAL_PARAMETER: {"bool": True}},
+                }
         except TritonDynamoError as exc:
             status = exc.status
             if status is not Status.INVALID_ARGUMENT:

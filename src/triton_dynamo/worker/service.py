@@ -70,7 +70,9 @@ class Worker:
         try:
             await self._start_triton()
             models = self._servable_models()
-            serving = [asyncio.create_task(self._serve(name), name=f"serve {name}") for name in models]
+            # One model at a time: each step waits on discovery, and Dynamo's runtime (2 threads on 2 cores) stopped
+            # making progress when seven of those waits ran at once.
+            serving = [await self._publish(name) for name in models]
             stop = asyncio.create_task(self._stopping.wait())
             done, _ = await asyncio.wait([stop, *serving], return_when=asyncio.FIRST_COMPLETED)
             for task in done:
@@ -114,7 +116,8 @@ class Worker:
         logger.info("serving %d model(s): %s", len(wanted), ", ".join(wanted))
         return wanted
 
-    async def _serve(self, model_name: str) -> None:
+    async def _publish(self, model_name: str) -> asyncio.Future:
+        """Serve the model's endpoint and register the model with Dynamo; returns the endpoint's serving future."""
         from dynamo.llm import ModelInput, ModelType, WorkerType, register_model
 
         model = self.server.model(model_name)
@@ -132,6 +135,19 @@ class Worker:
         endpoint = self.runtime.endpoint(path)
         self.endpoints.append(endpoint)
         tensor_config = {"name": "", "inputs": [], "outputs": [], "triton_model_config": model.config_protobuf()}
+        serving = asyncio.ensure_future(  # serve_endpoint returns a future, not a coroutine
+            endpoint.serve_endpoint(
+                handler.generate,
+                graceful_shutdown=True,
+                metrics_labels=[("model", model_name)],
+                health_check_payload=handler.health_check_payload(),
+            )
+        )
+        # Publish the model only once this instance is discoverable. The other order (Dynamo's own) makes the
+        # frontend wait for instances when it sees the model; in etcd + NATS mode with several workers starting at
+        # once, those waits took every thread of its runtime and it stopped answering for good.
+        client = await endpoint.client()
+        await asyncio.wait_for(client.wait_for_instances(), timeout=60)
         await register_model(
             ModelInput.Tensor,
             ModelType.TensorBased,
@@ -141,12 +157,7 @@ class Worker:
             tensor_model_config=tensor_config,
         )
         logger.info("model %r registered at %s", model_name, path)
-        await endpoint.serve_endpoint(
-            handler.generate,
-            graceful_shutdown=True,
-            metrics_labels=[("model", model_name)],
-            health_check_payload=handler.health_check_payload(),
-        )
+        return serving
 
     async def _drain(self) -> None:
         logger.info("stopping: unregistering %d endpoint(s) from discovery", len(self.endpoints))

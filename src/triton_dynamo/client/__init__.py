@@ -1,0 +1,1 @@
+"""Clients of a running stack: KServe calls, generated inputs, and the models / infer commands."""

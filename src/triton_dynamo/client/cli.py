@@ -1,0 +1,95 @@
+"""``triton-dynamo models`` and ``triton-dynamo infer``: a user's first calls to a running stack."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..errors import InvalidInput
+from .inputs import parse_input, synthesize_inputs
+from .kserve import KServeClient, list_models
+
+DEFAULT_URL = "127.0.0.1:8001"
+
+
+def _url_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--url",
+        default=os.environ.get("TRITON_DYNAMO_URL", DEFAULT_URL),
+        help=f"the frontend's KServe gRPC address (env TRITON_DYNAMO_URL; default {DEFAULT_URL})",
+    )
+
+
+def models(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="triton-dynamo models", description="Models served through the frontend.")
+    _url_options(parser)
+    parser.add_argument(
+        "--metrics-url",
+        default=os.environ.get("TRITON_DYNAMO_METRICS_URL"),
+        help="the frontend's metrics address, which lists models (env TRITON_DYNAMO_METRICS_URL; "
+        "default: the --url host on port 8002)",
+    )
+    args = parser.parse_args(argv)
+    metrics_url = args.metrics_url or f"http://{args.url.rsplit(':', 1)[0]}:8002"
+    with KServeClient(args.url) as client:
+        names = list_models(metrics_url)
+        print(f"{'MODEL':<24} {'READY':<6} {'INPUTS'}")
+        for name in names:
+            ready = client.model_ready(name)
+            inputs = ", ".join(f"{i['name']} {i['datatype']} {i['shape']}" for i in client.metadata(name)["inputs"])
+            print(f"{name:<24} {'yes' if ready else 'no':<6} {inputs}")
+    return 0
+
+
+def infer(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="triton-dynamo infer",
+        description="Send one request through the frontend and print the outputs. Inputs not given with --input are "
+        "generated from the model's metadata.",
+    )
+    parser.add_argument("model")
+    _url_options(parser)
+    parser.add_argument(
+        "--input",
+        action="append",
+        default=[],
+        metavar="NAME=JSON",
+        help="an input value as JSON, e.g. INPUT0='[1, 2, 3]' (repeatable)",
+    )
+    parser.add_argument("--output", action="append", default=[], help="return only this output (repeatable)")
+    parser.add_argument("--dim", type=int, default=4, help="size of variable (-1) dimensions of generated inputs")
+    parser.add_argument("--batch-size", type=int, default=1, help="batch size of generated inputs")
+    parser.add_argument("--request-id", default="", help="request id, echoed in the response")
+    parser.add_argument("--stream", action="store_true", help="use ModelStreamInfer (automatic for decoupled models)")
+    args = parser.parse_args(argv)
+    with KServeClient(args.url) as client:
+        metadata, config = client.metadata(args.model), client.config(args.model)
+        types = {i["name"]: i["datatype"] for i in metadata["inputs"]}
+        given = {}
+        for item in args.input:
+            name, sep, text = item.partition("=")
+            if not sep or name not in types:
+                raise InvalidInput(f"--input {item!r}: expected NAME=JSON with NAME one of {', '.join(types)}")
+            given[name] = parse_input(text, types[name])
+        inputs = synthesize_inputs(metadata, config, batch_size=args.batch_size, variable_dim=args.dim)
+        inputs.update(given)
+        decoupled = config.get("model_transaction_policy", {}).get("decoupled", False)
+        for name, array in inputs.items():
+            print(f"input  {name} {types[name]} {list(array.shape)}: {_show(array)}")
+        call = client.stream if (args.stream or decoupled) else client.infer
+        responses = call(args.model, inputs, outputs=args.output, request_id=args.request_id)
+        if not responses:
+            print("(the model sent no response)")
+        for index, outputs in enumerate(responses):
+            prefix = f"[{index}] " if len(responses) > 1 else ""
+            for name, array in outputs.items():
+                print(f"{prefix}output {name} {list(array.shape)}: {_show(array)}")
+    return 0
+
+
+def _show(array: np.ndarray) -> str:
+    with np.printoptions(threshold=20, edgeitems=3, precision=4):
+        return np.array2string(array, separator=", ").replace("\n", "")
