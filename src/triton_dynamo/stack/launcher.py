@@ -26,6 +26,11 @@ def worker_name(index: int) -> str:
     return f"worker-{index}"
 
 
+def ready_file(state_dir: Path, index: int) -> Path:
+    """Where worker ``index`` writes the models it serves once every one is registered."""
+    return state_dir / f"{worker_name(index)}.ready"
+
+
 # Dynamo 1.6.1's frontend sizes its Tokio runtime by the core count; with 2 threads (a 2-core machine) it stopped
 # answering, for good, when two workers registered at the same moment in etcd + NATS mode. 4 threads did not.
 FRONTEND_RUNTIME_THREADS = "4"
@@ -83,6 +88,8 @@ def build_specs(config: StackConfig, state_dir: Path, environ: Mapping[str, str]
             str(config.grace_period_s),
             "--max-inflight",
             str(config.max_inflight),
+            "--ready-file",
+            str(ready_file(state_dir, index)),
         ]
         for name in config.model_names:
             argv += ["--model-name", name]
@@ -123,16 +130,14 @@ class Stack:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.request_stop)
+        for index in range(self.config.workers):
+            ready_file(self.state_dir, index).unlink(missing_ok=True)
         await self.supervisor.start()
         try:
-            health = [f"http://127.0.0.1:{port}/health" for port in self.config.worker_ports]
+            ready_files = [ready_file(self.state_dir, i) for i in range(self.config.workers)]
             ready = asyncio.create_task(
                 wait_until_ready(
-                    self.config.grpc_url,
-                    health,
-                    self.config.model_repository,
-                    self.config.startup_timeout_s,
-                    self.supervisor.failed,
+                    self.config.grpc_url, ready_files, self.config.startup_timeout_s, self.supervisor.failed
                 )
             )
             stop = asyncio.create_task(self._stop.wait())

@@ -1,4 +1,5 @@
-"""Waiting until the stack really serves: every worker healthy, and every model it serves ready at the frontend."""
+"""Waiting until the stack really serves: every worker has registered its models, and each is ready at the
+frontend."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import Status, TritonDynamoError
-from ..worker.service import endpoint_slug
 
 logger = logging.getLogger(__name__)
 
@@ -26,24 +26,19 @@ def worker_health(url: str, timeout_s: float = 2.0) -> dict | None:
         return None
 
 
-def served_models(health: dict, repository: Path) -> set[str]:
-    """The models a worker's /health lists as ready endpoints, by their names in the repository."""
-    by_slug = {endpoint_slug(p.name): p.name for p in repository.iterdir() if p.is_dir()}
-    endpoints = health.get("endpoints") or {}
-    return {by_slug[e] for e, state in endpoints.items() if state == "ready" and e in by_slug}
+def served_models(ready_file: Path) -> set[str] | None:
+    """The models a worker wrote to its ready file once it had registered them all; None until then."""
+    try:
+        return set(json.loads(ready_file.read_text())["models"])
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 async def wait_until_ready(
-    grpc_url: str,
-    worker_health_urls: Sequence[str],
-    repository: Path,
-    timeout_s: float,
-    failed: asyncio.Event | None = None,
+    grpc_url: str, ready_files: Sequence[Path], timeout_s: float, failed: asyncio.Event | None = None
 ) -> list[str]:
-    """Return the served models once all workers are healthy and the frontend says each model is ready.
-
-    Raises :class:`TritonDynamoError` (UNAVAILABLE) on timeout, or as soon as ``failed`` is set.
-    """
+    """Return the served models once every worker has registered its models and the frontend says each model is
+    ready. Raises :class:`TritonDynamoError` (UNAVAILABLE) on timeout, or as soon as ``failed`` is set."""
     import tritonclient.grpc.aio as grpcclient
 
     deadline = time.monotonic() + timeout_s
@@ -53,9 +48,9 @@ async def wait_until_ready(
         while time.monotonic() < deadline:
             if failed is not None and failed.is_set():
                 raise TritonDynamoError("a process of the stack keeps failing", status=Status.UNAVAILABLE)
-            healths = await asyncio.gather(*(asyncio.to_thread(worker_health, url) for url in worker_health_urls))
-            if all(h is not None and h.get("status") == "ready" for h in healths):
-                models = set.intersection(*(served_models(h, repository) for h in healths))
+            served = [served_models(path) for path in ready_files]
+            if all(models is not None for models in served):
+                models = set.intersection(*served)
                 waiting_for = "the frontend"
                 if models and await _frontend_ready(client, models):
                     return sorted(models)

@@ -73,6 +73,7 @@ _ERROR_RETURNING: dict[str, tuple] = {
     "ServerOptionsSetCudaMemoryPoolByteSize": (_P, c_int, c_uint64),
     "ServerOptionsSetMinSupportedComputeCapability": (_P, c_double),
     "ServerOptionsSetModelLoadThreadCount": (_P, c_uint),
+    "ServerOptionsSetModelLoadRetryCount": (_P, c_uint),
     "ServerNew": (_PP, _P),
     "ServerDelete": (_P,),
     "ServerStop": (_P,),
@@ -142,18 +143,40 @@ _OTHER: dict[str, tuple] = {
 }
 
 
+# Calls on the request path that return at once and never wait for Python: they keep the GIL. Releasing it around
+# each of them handed the GIL to Dynamo's runtime threads and back about ten times per request; under load in a
+# worker that cost more CPU than the calls themselves. (Triton's threads never take the GIL: _shim.c holds its
+# callbacks.) Everything else, which may block (start, stop, load, unload), releases it.
+_KEEP_GIL_PREFIXES = (
+    "Error",
+    "InferenceRequest",
+    "InferenceResponse",
+    "InferenceTrace",
+    "ServerInferAsync",
+    "ServerModelIsReady",
+    "ServerIsLive",
+    "ServerIsReady",
+)
+
+
+def keeps_gil(name: str) -> bool:
+    return name.startswith(_KEEP_GIL_PREFIXES)
+
+
 class CApi:
     """The C functions of one loaded ``libtritonserver``, by their name without the ``TRITONSERVER_`` prefix."""
 
     def __init__(self, lib: ctypes.CDLL) -> None:
         self.lib = lib
+        # The same library through a handle whose calls keep the GIL (dlopen returns the loaded one).
+        self.lib_gil = ctypes.PyDLL(lib._name, mode=ctypes.RTLD_GLOBAL)
         for name, argtypes in _ERROR_RETURNING.items():
-            fn = getattr(lib, "TRITONSERVER_" + name)
+            fn = getattr(self.lib_gil if keeps_gil(name) else lib, "TRITONSERVER_" + name)
             fn.restype = err_p
             fn.argtypes = argtypes
             setattr(self, name, fn)
         for name, (restype, argtypes) in _OTHER.items():
-            fn = getattr(lib, "TRITONSERVER_" + name)
+            fn = getattr(self.lib_gil, "TRITONSERVER_" + name)
             fn.restype = restype
             fn.argtypes = argtypes
             setattr(self, name, fn)
@@ -271,7 +294,7 @@ class Shim:
                     raise TritonError(
                         f"the binding's C callbacks are not built and cannot be: {exc}", code=TritonError.UNAVAILABLE
                     ) from exc
-        lib = ctypes.CDLL(str(path))
+        lib = ctypes.PyDLL(str(path))  # every call here is short and never waits: keep the GIL (see keeps_gil)
         for name, (restype, argtypes) in _SHIM_FUNCTIONS.items():
             fn = getattr(lib, name)
             fn.restype = restype

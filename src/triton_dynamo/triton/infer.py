@@ -19,7 +19,7 @@ import logging
 import os
 import weakref
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from ctypes import byref, c_bool, c_char_p, c_double, c_int, c_int64, c_uint32, c_uint64, c_void_p
 from typing import TYPE_CHECKING
 
@@ -117,6 +117,7 @@ class _Call:
         "handle",
         "inputs",
         "items",
+        "on_trace",
         "released",
         "request",
         "timestamps",
@@ -124,7 +125,14 @@ class _Call:
         "waiter",
     )
 
-    def __init__(self, channel: _Channel, request: int, inputs: list, trace: bool) -> None:
+    def __init__(
+        self,
+        channel: _Channel,
+        request: int,
+        inputs: list,
+        trace: bool,
+        on_trace: Callable[[TraceTimestamps], None] | None = None,
+    ) -> None:
         self.handle = next(_keys)
         self.channel = channel
         self.cptr = _shim.call_new(channel.ptr, self.handle)
@@ -139,11 +147,12 @@ class _Call:
         self.abandoned = False
         self.trace_done = not trace
         self.timestamps = TraceTimestamps() if trace else None
+        self.on_trace = on_trace
 
     @property
     def answered(self) -> bool:
-        """Every response is in (and the trace, when asked for): the caller's iteration can end."""
-        return self.final and self.trace_done
+        """Every response is in (and the trace, unless a callback takes it): the caller's iteration can end."""
+        return self.final and (self.trace_done or self.on_trace is not None)
 
     def _wake(self) -> None:
         waiter = self.waiter
@@ -184,6 +193,11 @@ class _Call:
             if value:
                 setattr(self.timestamps, field, value)
         self.trace_done = True
+        if self.on_trace is not None:
+            try:
+                self.on_trace(self.timestamps)
+            except Exception:
+                logger.exception("trace callback failed")
         self._wake()
         self._finish_if_done()
 
@@ -383,9 +397,9 @@ def _read_parameters(response: int) -> dict:
 async def infer(
     server: Server, model_name: str, model_version: int, req: InferenceRequest
 ) -> AsyncIterator[InferenceResponse]:
-    """Send ``req`` and yield its responses; ends after the final one (and, for a traced request, once Triton has
-    released the trace, so ``req.timestamps`` is complete). Input arrays stay referenced until Triton releases the
-    request, which may be a little later: do not change them in place.
+    """Send ``req`` and yield its responses; ends after the final one (and, for a traced request without an
+    ``on_trace`` callback, once Triton has released the trace, so ``req.timestamps`` is complete). Input arrays
+    stay referenced until Triton releases the request, which may be a little later: do not change them in place.
 
     Raises :class:`TritonError` for a request Triton refuses or a response that carries an error. Leaving the
     iteration early, or cancelling the task that runs it, cancels the request in Triton.
@@ -395,7 +409,7 @@ async def infer(
     request = _build(server, model_name, model_version, req, keep)
     trace = c_void_p()
     try:
-        call = _Call(_Channel.of(loop), request, keep, req.trace)
+        call = _Call(_Channel.of(loop), request, keep, req.trace, req.on_trace)
     except BaseException:
         _api.InferenceRequestDelete(request)
         raise

@@ -8,6 +8,8 @@ process, so the pipe and its reader are too.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import os
 import re
@@ -22,7 +24,6 @@ triton_logger = logging.getLogger(__name__.rsplit(".", 1)[0] + ".tritonserver")
 
 # I1124 17:24:55.459293 2685 grpc_server.cc:2558] "Started GRPCInferenceService at 0.0.0.0:18001"
 _LINE = re.compile(r"^([IWEV])\d{4} [\d:.]+ +\d+ ([^\s:\]]+):(\d+)\] ?(.*)$")
-_ESCAPE = re.compile(r"\\(.)")
 _LEVELS = {"I": logging.INFO, "W": logging.WARNING, "E": logging.ERROR, "V": logging.DEBUG}
 # What Triton says at start on a machine without a GPU, every time, and what it means nothing there.
 _NO_GPU_NOISE = (
@@ -48,7 +49,9 @@ def parse_line(line: str, previous_level: int = logging.INFO) -> tuple[int, str,
         return previous_level, "tritonserver", 0, line
     level, filename, lineno, message = match.groups()
     if len(message) >= 2 and message[0] == message[-1] == '"':
-        message = _ESCAPE.sub(r"\1", message[1:-1])  # Triton escapes '"' and '\\' with a backslash
+        # Triton writes each message as a JSON string (quotes, backslashes and newlines escaped).
+        with contextlib.suppress(ValueError):
+            message = json.loads(message)
     return _LEVELS[level], filename, int(lineno), message
 
 

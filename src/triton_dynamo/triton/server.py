@@ -61,6 +61,7 @@ class Options:
         cuda_memory_pool_size_bytes: GPU 0's CUDA memory pool; None keeps Triton's default.
         min_supported_compute_capability: the lowest CUDA compute capability Triton will use.
         model_load_thread_count: threads that load models in parallel.
+        model_load_retry_count: how many times Triton tries again to load a model that failed to load.
         server_id: the id Triton reports in its metadata.
     """
 
@@ -88,6 +89,7 @@ class Options:
     cuda_memory_pool_size_bytes: int | None = None
     min_supported_compute_capability: float | None = None
     model_load_thread_count: int | None = None
+    model_load_retry_count: int = 0
     server_id: str = "triton-dynamo"
 
     def __post_init__(self) -> None:
@@ -99,8 +101,11 @@ class Options:
         for path in self.repositories:
             if "://" not in path and not Path(path).is_dir():
                 raise TritonError(f"model repository {path!r} is not a directory", code=TritonError.INVALID_ARG)
-        if self.exit_timeout_s < 0 or self.log_verbose < 0:
-            raise TritonError("exit_timeout_s and log_verbose must not be negative", code=TritonError.INVALID_ARG)
+        if self.exit_timeout_s < 0 or self.log_verbose < 0 or self.model_load_retry_count < 0:
+            raise TritonError(
+                "exit_timeout_s, log_verbose and model_load_retry_count must not be negative",
+                code=TritonError.INVALID_ARG,
+            )
 
     @property
     def repositories(self) -> list[str]:
@@ -210,6 +215,9 @@ class Server:
             check(api.ServerOptionsSetMinSupportedComputeCapability(opts, o.min_supported_compute_capability))
         if o.model_load_thread_count is not None:
             check(api.ServerOptionsSetModelLoadThreadCount(opts, o.model_load_thread_count))
+        # Always set: TRITONSERVER_ServerOptionsNew (Triton 2.51) leaves this count uninitialised, so a model that
+        # fails to load was retried a garbage number of times, and start() or load() could hang for hours.
+        check(api.ServerOptionsSetModelLoadRetryCount(opts, o.model_load_retry_count))
 
     def stop(self, timeout_s: float | None = None) -> None:
         """Stop Triton: new requests are refused, requests in flight get up to ``timeout_s`` (default: the
@@ -225,10 +233,13 @@ class Server:
             api.check(api.ServerSetExitTimeout(handle, max(0, round(timeout_s))))
         err = api.ServerStop(handle)  # ctypes drops the GIL here, so Triton's callbacks keep running
         if err:
-            # Triton did not stop cleanly (the exit timeout expired with models still unloading): its threads may
-            # still use the server, and deleting it under them corrupts the heap. Triton's own main() exits without
-            # deleting it in this case; we leave it allocated for the life of the process.
-            logger.warning("Triton stop: %s (the server is left allocated)", api.error(err).message)
+            # The exit timeout expired before every model was unloaded: requests still in flight (Triton then never
+            # unloads the models) or a model slow to unload. TRITONSERVER_ServerDelete would free the server under
+            # the model instances still running, and the process later aborts with a corrupted heap. Triton's own
+            # main() exits without deleting the server in this case; so do we, leaving it allocated for good.
+            logger.warning(
+                "Triton stop: %s Some models are still loaded; the server is left allocated", api.error(err).message
+            )
             return
         err = api.ServerDelete(handle)
         if err:
@@ -304,7 +315,12 @@ class Server:
         return Model(self, name)
 
     def unload(self, name: str, *, wait_until_unloaded: bool = True, timeout_s: float = 60.0) -> None:
-        """Unload a model; requests in flight finish first. Explicit model control mode only."""
+        """Unload a model; requests in flight finish first. Explicit model control mode only.
+
+        Blocks: call it off the event loop (``asyncio.to_thread``). Triton holds a model until its requests are
+        deleted, which the binding does on the event loop that ran them; waiting on that loop's own thread can then
+        never see the model unloaded.
+        """
         self._api.check(self._api.ServerUnloadModel(self.handle, name.encode()))
         deadline = time.monotonic() + timeout_s
         while wait_until_unloaded and any(

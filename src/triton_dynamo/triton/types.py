@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,6 +114,8 @@ class InferenceRequest:
         priority: scheduling priority; 0 is the model's default.
         timeout_us: how long the request may wait in the queue; 0 means no limit.
         trace: collect Triton's trace timestamps into ``timestamps`` (filled when the request completes).
+        on_trace: called on the event loop with the timestamps once Triton has released the trace (implies
+            ``trace``); the iteration then ends with the final response instead of waiting for them.
     """
 
     inputs: dict[str, InputValue] = field(default_factory=dict)
@@ -125,7 +127,12 @@ class InferenceRequest:
     priority: int = 0
     timeout_us: int = 0
     trace: bool = False
+    on_trace: Callable[[TraceTimestamps], None] | None = None
     timestamps: TraceTimestamps | None = None
+
+    def __post_init__(self) -> None:
+        if self.on_trace is not None:
+            self.trace = True
 
 
 @dataclass

@@ -114,6 +114,12 @@ class WorkerConfig:
         env="TRITON_DYNAMO_GRACE_PERIOD_S",
         help="on SIGTERM, how long requests in flight may take to finish",
     )
+    ready_file: Path | None = setting(
+        None,
+        flag="--ready-file",
+        env="TRITON_DYNAMO_READY_FILE",
+        help="a file to write, as JSON, with the served models once every one is registered (for supervisors)",
+    )
     trace_requests: bool = setting(
         True,
         flag="--trace-requests",

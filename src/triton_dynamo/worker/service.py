@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 import os
 import re
@@ -73,6 +74,9 @@ class Worker:
             # One model at a time: each step waits on discovery, and Dynamo's runtime (2 threads on 2 cores) stopped
             # making progress when seven of those waits ran at once.
             serving = [await self._publish(name) for name in models]
+            logger.info("all %d model(s) registered", len(models))
+            if self.config.ready_file is not None:
+                self.config.ready_file.write_text(json.dumps({"pid": os.getpid(), "models": models}))
             stop = asyncio.create_task(self._stopping.wait())
             done, _ = await asyncio.wait([stop, *serving], return_when=asyncio.FIRST_COMPLETED)
             for task in done:

@@ -1,0 +1,72 @@
+"""Dynamo's own floor: a worker that returns its input tensors without Triton, registered as a real model.
+
+Every request goes through the same frontend, request plane and Python runtime as ours, and the tensors through
+Dynamo's own conversions both ways; nothing else happens. Run by ``benchmarks/stack.py``.
+
+    python benchmarks/echo_worker.py --model identity_fp32 --output OUTPUT0 --config model_repo/identity_fp32/config.pbtxt
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+
+import uvloop
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--output", required=True, help="name the echoed tensor gets")
+    parser.add_argument("--config", required=True, help="the model's config.pbtxt, for KServe metadata")
+    parser.add_argument("--discovery-backend", default="file")
+    args = parser.parse_args()
+
+    from dynamo.common.utils.runtime import create_runtime
+    from dynamo.llm import ModelInput, ModelType, WorkerType, register_model
+
+    with open(args.config) as f:
+        config = text_format.Parse(f.read(), model_config_pb2.ModelConfig()).SerializeToString()
+    runtime, _ = create_runtime(discovery_backend=args.discovery_backend, request_plane="tcp")
+    endpoint = runtime.endpoint("floor.echo.generate")
+
+    mode = os.environ.get("ECHO_MODE", "")
+    import concurrent.futures
+
+    pool = concurrent.futures.ThreadPoolExecutor(1)
+    loop = asyncio.get_running_loop()
+
+    async def generate(request, context):
+        if mode == "sleep0":
+            await asyncio.sleep(0)
+        elif mode == "future":
+            fut = loop.create_future()
+            loop.call_soon(fut.set_result, None)
+            await fut
+        elif mode == "thread":
+            fut = loop.create_future()
+            pool.submit(loop.call_soon_threadsafe, fut.set_result, None)
+            await fut
+        tensors = [{"metadata": {**t["metadata"], "name": args.output}, "data": t["data"]} for t in request["tensors"]]
+        yield {"id": request.get("id"), "model": request["model"], "tensors": tensors}
+
+    serving = asyncio.ensure_future(endpoint.serve_endpoint(generate))
+    client = await endpoint.client()
+    await client.wait_for_instances()
+    tensor_config = {"name": "", "inputs": [], "outputs": [], "triton_model_config": config}
+    await register_model(
+        ModelInput.Tensor,
+        ModelType.TensorBased,
+        endpoint,
+        args.model,
+        worker_type=WorkerType.Aggregated,
+        tensor_model_config=tensor_config,
+    )
+    await serving
+
+
+if __name__ == "__main__":
+    uvloop.run(main())

@@ -1,0 +1,281 @@
+"""Through the stack against Dynamo's own floor and Triton's own gRPC endpoint, measured in one run.
+
+Paths, each serving identity_fp32 (FP32, dims [-1]):
+  stack        Dynamo frontend + one triton-dynamo worker (Triton in-process)      -- `triton-dynamo up --workers 1`
+  floor        Dynamo frontend + one worker that echoes its input without Triton  -- Dynamo's own cost
+  triton_grpc  the wheel's tritonserver binary, its own gRPC endpoint
+For 16 and 150528 elements: p50/p90/p99 of sequential requests (concurrency 1) and throughput with p50/p99 at
+concurrency 32 (tritonclient aio). Halves of each measurement are interleaved across paths so that drift in machine
+load hits all alike. Writes benchmarks/results/stack.json and prints the ratios to the floor.
+
+    uv run python benchmarks/stack.py [--requests 1000] [--seconds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import tritonclient.grpc as grpcclient
+import tritonclient.grpc.aio as grpcaio
+from _common import MODEL_REPO, ROOT, percentiles_us, print_table, start_triton_binary, wait_for_port, write_results
+
+MODEL = "identity_fp32"
+SIZES = (16, 150528)
+PATHS = ("stack", "floor", "triton_grpc")
+
+
+def ports(count: int) -> list[int]:
+    # Dynamo reads DYN_SYSTEM_PORT as a signed 16-bit number: keep every port below 32768.
+    import random
+    import socket
+
+    chosen: list[int] = []
+    while len(chosen) < count:
+        port = random.randrange(20000, 32000)
+        with socket.socket() as s:
+            if port not in chosen and s.connect_ex(("127.0.0.1", port)) != 0:
+                chosen.append(port)
+    return chosen
+
+
+def wait_ready(url: str, proc: subprocess.Popen, timeout_s: float = 120) -> None:
+    client = grpcclient.InferenceServerClient(url)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args[:4]} exited with {proc.returncode}")
+        try:
+            if client.is_model_ready(MODEL):
+                return
+        except Exception:
+            pass
+        time.sleep(0.25)
+    raise TimeoutError(f"{MODEL} not ready at {url}")
+
+
+def start_stack(workdir: Path) -> tuple[list[subprocess.Popen], str]:
+    grpc_port, metrics_port, worker_port = ports(3)
+    env = {**os.environ, "DYN_TCP_RPC_HOST": "127.0.0.1"}
+    with open(workdir / "stack.log", "wb") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "triton_dynamo",
+                "up",
+                "--workers",
+                "1",
+                "--model-name",
+                MODEL,
+                "--model-repository",
+                str(MODEL_REPO),
+                "--grpc-port",
+                str(grpc_port),
+                "--metrics-port",
+                str(metrics_port),
+                "--worker-metrics-port",
+                str(worker_port),
+                "--state-dir",
+                str(workdir / "stack"),
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"127.0.0.1:{grpc_port}"
+    wait_ready(url, proc)
+    return [proc], url
+
+
+def start_floor(workdir: Path) -> tuple[list[subprocess.Popen], str]:
+    grpc_port, metrics_port = ports(2)
+    env = {
+        **os.environ,
+        "DYN_TCP_RPC_HOST": "127.0.0.1",
+        "DYN_FILE_KV": str(workdir / "floor-discovery"),
+        "DYN_RUNTIME_NUM_WORKER_THREADS": os.environ.get("DYN_RUNTIME_NUM_WORKER_THREADS", "4"),
+    }
+    with open(workdir / "floor-frontend.log", "wb") as log:
+        frontend = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "dynamo.frontend",
+                "--kserve-grpc-server",
+                "--http-port",
+                str(grpc_port),
+                "--grpc-metrics-port",
+                str(metrics_port),
+                "--discovery-backend",
+                "file",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    with open(workdir / "floor-worker.log", "wb") as log:
+        worker = subprocess.Popen(
+            [
+                sys.executable,
+                str(ROOT / "benchmarks" / "echo_worker.py"),
+                "--model",
+                MODEL,
+                "--output",
+                "OUTPUT0",
+                "--config",
+                str(MODEL_REPO / MODEL / "config.pbtxt"),
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"127.0.0.1:{grpc_port}"
+    wait_ready(url, worker)
+    return [frontend, worker], url
+
+
+def sequential(url: str, data: np.ndarray, n: int) -> list[float]:
+    client = grpcclient.InferenceServerClient(url)
+    samples = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        item = grpcclient.InferInput("INPUT0", [data.size], "FP32")
+        item.set_data_from_numpy(data)
+        out = client.infer(MODEL, [item]).as_numpy("OUTPUT0")
+        samples.append(time.perf_counter() - t0)
+    if not np.array_equal(out, data):
+        raise AssertionError(f"{url} returned a wrong answer")
+    client.close()
+    return samples
+
+
+async def concurrent(url: str, data: np.ndarray, seconds: float, concurrency: int) -> tuple[float, list[float]]:
+    client = grpcaio.InferenceServerClient(url)
+    samples: list[float] = []
+    deadline = time.perf_counter() + seconds
+
+    async def user() -> None:
+        while time.perf_counter() < deadline:
+            t0 = time.perf_counter()
+            item = grpcaio.InferInput("INPUT0", [data.size], "FP32")
+            item.set_data_from_numpy(data)
+            (await client.infer(MODEL, [item])).as_numpy("OUTPUT0")
+            samples.append(time.perf_counter() - t0)
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(user() for _ in range(concurrency)))
+    rate = len(samples) / (time.perf_counter() - t0)
+    await client.close()
+    return rate, samples
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=1000, help="sequential requests per path and size")
+    parser.add_argument("--seconds", type=float, default=5.0, help="duration of each concurrency-32 run")
+    parser.add_argument("--concurrency", type=int, default=32)
+    args = parser.parse_args()
+
+    workdir = Path(tempfile.mkdtemp(prefix="bench-stack-"))
+    procs: list[subprocess.Popen] = []
+    try:
+        stack_procs, stack_url = start_stack(workdir)
+        procs += stack_procs
+        floor_procs, floor_url = start_floor(workdir)
+        procs += floor_procs
+        triton_port = ports(1)[0]
+        procs.append(start_triton_binary([MODEL], triton_port))
+        wait_for_port(triton_port)
+        urls = {"stack": stack_url, "floor": floor_url, "triton_grpc": f"127.0.0.1:{triton_port}"}
+
+        results: dict = {
+            "model": MODEL,
+            "requests": args.requests,
+            "seconds": args.seconds,
+            "concurrency": args.concurrency,
+            "cases": {},
+        }
+        rows = []
+        for size in SIZES:
+            data = np.random.default_rng(size).standard_normal(size).astype(np.float32)
+            seq: dict[str, list[float]] = {p: [] for p in PATHS}
+            for path in PATHS:
+                sequential(urls[path], data, max(20, args.requests // 10))  # warm-up
+            for _ in range(2):
+                for path in PATHS:
+                    seq[path] += sequential(urls[path], data, args.requests // 2)
+            case: dict = {}
+            for path in PATHS:
+                rate, conc = asyncio.run(concurrent(urls[path], data, args.seconds, args.concurrency))
+                c1, c32 = percentiles_us(seq[path]), percentiles_us(conc)
+                case[path] = {"c1": c1, "c32": {**c32, "throughput_rps": rate}}
+            floor = case["floor"]
+            for path in PATHS:
+                c = case[path]
+                c["ratio_to_floor"] = {
+                    "p50_c1": c["c1"]["p50_us"] / floor["c1"]["p50_us"],
+                    "p99_c1": c["c1"]["p99_us"] / floor["c1"]["p99_us"],
+                    "throughput_c32": c["c32"]["throughput_rps"] / floor["c32"]["throughput_rps"],
+                }
+                rows.append(
+                    [
+                        size,
+                        path,
+                        c["c1"]["p50_us"],
+                        c["c1"]["p99_us"],
+                        c["c32"]["throughput_rps"],
+                        c["c32"]["p50_us"],
+                        c["c32"]["p99_us"],
+                        f"{c['ratio_to_floor']['p50_c1']:.2f}",
+                        f"{c['ratio_to_floor']['throughput_c32']:.2f}",
+                    ]
+                )
+            results["cases"][str(size)] = case
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    print_table(
+        [
+            "elements",
+            "path",
+            "p50 us",
+            "p99 us",
+            f"req/s @{args.concurrency}",
+            f"p50 us @{args.concurrency}",
+            f"p99 us @{args.concurrency}",
+            "p50/floor",
+            "req/s / floor",
+        ],
+        rows,
+    )
+    small, large = (
+        results["cases"]["16"]["stack"]["ratio_to_floor"],
+        results["cases"]["150528"]["stack"]["ratio_to_floor"],
+    )
+    print(
+        f"targets: p50 <= 1.25x floor at 16 elements: {small['p50_c1']:.2f}; <= 1.4x at 150528: "
+        f"{large['p50_c1']:.2f}; throughput @{args.concurrency} >= 0.75x floor: {small['throughput_c32']:.2f} "
+        f"(16), {large['throughput_c32']:.2f} (150528)"
+    )
+    print("written:", write_results("stack", results))
+
+
+if __name__ == "__main__":
+    main()
