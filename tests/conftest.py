@@ -1,0 +1,133 @@
+"""Shared fixtures: one real in-process Triton for the whole session, serving the sample models of ``model_repo``.
+
+Every async test runs in the session's event loop (the binding keeps one event channel per loop, and the session
+server's requests are driven from it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import shutil
+import sys
+import types
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from pytest_asyncio import is_async_test
+
+from triton_dynamo.triton import Options, Server
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+MODEL_REPO = REPO_ROOT / "model_repo"
+SAMPLE_MODELS = ("add_sub", "classifier", "echo_all", "identity", "identity_fp32", "repeat", "string_ops")
+
+# Triton's data types as model configs spell them (BYTES is TYPE_STRING there), in tritonserver.h order.
+CONFIG_TYPES = (
+    "BOOL",
+    "UINT8",
+    "UINT16",
+    "UINT32",
+    "UINT64",
+    "INT8",
+    "INT16",
+    "INT32",
+    "INT64",
+    "FP16",
+    "FP32",
+    "FP64",
+    "BF16",
+    "STRING",
+)
+# The model echo_nd: echo_all's code with rank-3 tensors of every type, and one rank-9 FP32 tensor (more dimensions
+# than the binding reads inline from a response).
+ECHO_ND = "echo_nd"
+ECHO_ND_DIMS = 3
+DEEP_DIMS = 9
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run every async test in the session's event loop, unless it names its own loop scope."""
+    session_loop = pytest.mark.asyncio(loop_scope="session")
+    for item in items:
+        if not is_async_test(item):
+            continue
+        marker = item.get_closest_marker("asyncio")
+        if marker is None or "loop_scope" not in marker.kwargs:
+            item.add_marker(session_loop, append=False)
+
+
+def _echo_nd_config() -> str:
+    dims = ", ".join(["-1"] * ECHO_ND_DIMS)
+    deep = ", ".join(["-1"] * DEEP_DIMS)
+    inputs = [f'  {{ name: "IN_{t}" data_type: TYPE_{t} dims: [ {dims} ] optional: true }}' for t in CONFIG_TYPES]
+    outputs = [f'  {{ name: "OUT_{t}" data_type: TYPE_{t} dims: [ {dims} ] }}' for t in CONFIG_TYPES]
+    inputs.append(f'  {{ name: "IN_DEEP" data_type: TYPE_FP32 dims: [ {deep} ] optional: true }}')
+    outputs.append(f'  {{ name: "OUT_DEEP" data_type: TYPE_FP32 dims: [ {deep} ] }}')
+    return "\n".join(
+        [
+            f'name: "{ECHO_ND}"',
+            'backend: "python"',
+            "max_batch_size: 0",
+            "input [",
+            ",\n".join(inputs),
+            "]",
+            "output [",
+            ",\n".join(outputs),
+            "]",
+            "instance_group [ { kind: KIND_CPU count: 1 } ]",
+            "",
+        ]
+    )
+
+
+@pytest.fixture(scope="session")
+def extra_model_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A second repository for the session server with ``echo_nd`` (echo_all's model.py, multi-dimensional)."""
+    root = tmp_path_factory.mktemp("extra_model_repo")
+    version = root / ECHO_ND / "1"
+    version.mkdir(parents=True)
+    shutil.copy(MODEL_REPO / "echo_all" / "1" / "model.py", version / "model.py")
+    (root / ECHO_ND / "config.pbtxt").write_text(_echo_nd_config())
+    return root
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def triton_server(extra_model_repo: Path) -> AsyncIterator[Server]:
+    """One Triton for the session: every model of ``model_repo`` plus ``echo_nd``, loaded and ready.
+
+    Started and stopped on threads so that the session loop keeps running meanwhile: the binding deletes finished
+    requests on that loop, and Triton waits for them before it can unload a model.
+    """
+    server = Server(Options(model_repository=[MODEL_REPO, extra_model_repo]))
+    await asyncio.to_thread(server.start, wait_until_ready=True, timeout_s=120)
+    try:
+        yield server
+    finally:
+        await asyncio.to_thread(server.stop)
+
+
+@contextlib.contextmanager
+def _fake_backend_utils() -> Iterator[None]:
+    saved = sys.modules.get("triton_python_backend_utils")
+    sys.modules["triton_python_backend_utils"] = types.ModuleType("triton_python_backend_utils")
+    try:
+        yield
+    finally:
+        if saved is None:
+            del sys.modules["triton_python_backend_utils"]
+        else:
+            sys.modules["triton_python_backend_utils"] = saved
+
+
+@pytest.fixture(scope="session")
+def classifier_reference() -> types.ModuleType:
+    """The classifier's own model.py, loaded here only for its ``weights()`` and ``forward()``."""
+    spec = importlib.util.spec_from_file_location("classifier_model", MODEL_REPO / "classifier" / "1" / "model.py")
+    module = importlib.util.module_from_spec(spec)
+    with _fake_backend_utils():
+        spec.loader.exec_module(module)
+    return module
