@@ -3,7 +3,8 @@
 Every request goes through the same frontend, request plane and Python runtime as ours, and the tensors through
 Dynamo's own conversions both ways; nothing else happens. Run by ``benchmarks/stack.py``.
 
-    python benchmarks/echo_worker.py --model identity_fp32 --output OUTPUT0 --config model_repo/identity_fp32/config.pbtxt
+    python benchmarks/echo_worker.py --model identity_fp32 --output OUTPUT0 \
+        --config model_repo/identity_fp32/config.pbtxt
 """
 
 from __future__ import annotations

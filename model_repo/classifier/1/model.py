@@ -3,6 +3,8 @@
 Every request of a batch goes through one matrix product per layer, which is what makes batching pay.
 """
 
+import itertools
+
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
@@ -15,7 +17,7 @@ def weights():
     rng = np.random.default_rng(SEED)
     return [
         (rng.standard_normal((n_in, n_out)).astype(np.float32) / np.sqrt(n_in), np.zeros(n_out, np.float32))
-        for n_in, n_out in zip(SIZES[:-1], SIZES[1:])
+        for n_in, n_out in itertools.pairwise(SIZES)
     ]
 
 
@@ -41,9 +43,13 @@ class TritonPythonModel:
         responses, start = [], 0
         for size in sizes:
             end = start + size
-            responses.append(pb_utils.InferenceResponse(output_tensors=[
-                pb_utils.Tensor("PROBABILITIES", probabilities[start:end]),
-                pb_utils.Tensor("CLASS", classes[start:end]),
-            ]))
+            responses.append(
+                pb_utils.InferenceResponse(
+                    output_tensors=[
+                        pb_utils.Tensor("PROBABILITIES", probabilities[start:end]),
+                        pb_utils.Tensor("CLASS", classes[start:end]),
+                    ]
+                )
+            )
             start = end
         return responses

@@ -18,9 +18,13 @@ class TritonPythonModel:
                     break
                 if delay_s > 0:
                     time.sleep(delay_s)
-                sender.send(pb_utils.InferenceResponse(output_tensors=[
-                    pb_utils.Tensor("VALUE", np.array([value], dtype=np.int32)),
-                    pb_utils.Tensor("INDEX", np.array([index], dtype=np.int32)),
-                ]))
+                sender.send(
+                    pb_utils.InferenceResponse(
+                        output_tensors=[
+                            pb_utils.Tensor("VALUE", np.array([value], dtype=np.int32)),
+                            pb_utils.Tensor("INDEX", np.array([index], dtype=np.int32)),
+                        ]
+                    )
+                )
             sender.send(flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
         return None

@@ -19,8 +19,12 @@ class TritonPythonModel:
             flat = text.reshape(-1)
             upper = np.array([_upper(bytes(x)) for x in flat], dtype=np.object_).reshape(text.shape)
             length = np.array([len(bytes(x)) for x in flat], dtype=np.int32).reshape(text.shape)
-            responses.append(pb_utils.InferenceResponse(output_tensors=[
-                pb_utils.Tensor("UPPER", upper),
-                pb_utils.Tensor("LENGTH", length),
-            ]))
+            responses.append(
+                pb_utils.InferenceResponse(
+                    output_tensors=[
+                        pb_utils.Tensor("UPPER", upper),
+                        pb_utils.Tensor("LENGTH", length),
+                    ]
+                )
+            )
         return responses
