@@ -63,7 +63,7 @@ def wait_ready(url: str, proc: subprocess.Popen, timeout_s: float = 120) -> None
 
 
 def start_stack(workdir: Path) -> tuple[list[subprocess.Popen], str]:
-    grpc_port, metrics_port, worker_port = ports(3)
+    grpc_port, metrics_port, worker_port, worker_metrics_port = ports(4)
     env = {**os.environ, "DYN_TCP_RPC_HOST": "127.0.0.1"}
     with open(workdir / "stack.log", "wb") as log:
         proc = subprocess.Popen(
@@ -82,8 +82,10 @@ def start_stack(workdir: Path) -> tuple[list[subprocess.Popen], str]:
                 str(grpc_port),
                 "--metrics-port",
                 str(metrics_port),
-                "--worker-metrics-port",
+                "--worker-system-port",
                 str(worker_port),
+                "--worker-metrics-port",
+                str(worker_metrics_port),
                 "--state-dir",
                 str(workdir / "stack"),
             ],

@@ -135,6 +135,7 @@ class StackProcess:
     metrics_port: int
     worker_ports: list[int]
     state_dir: Path
+    worker_metrics_ports: list[int] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)
     models: list[str] = field(default_factory=list)
     ready_after_s: float = 0.0
@@ -185,6 +186,7 @@ def start_stack(
 ) -> StackProcess:
     grpc_port, metrics_port = free_ports(2)
     worker_ports = free_ports(workers, consecutive=True)
+    metrics_ports = free_ports(workers, consecutive=True)
     argv = [
         sys.executable,
         "-m",
@@ -198,8 +200,10 @@ def start_stack(
         str(grpc_port),
         "--metrics-port",
         str(metrics_port),
-        "--worker-metrics-port",
+        "--worker-system-port",
         str(worker_ports[0]),
+        "--worker-metrics-port",
+        str(metrics_ports[0]),
         "--state-dir",
         str(state_dir),
         *extra_args,
@@ -213,7 +217,7 @@ def start_stack(
         env={**os.environ, "DYN_TCP_RPC_HOST": "127.0.0.1", **(env or {})},
         start_new_session=True,
     )
-    stack = StackProcess(proc, grpc_port, metrics_port, worker_ports, state_dir)
+    stack = StackProcess(proc, grpc_port, metrics_port, worker_ports, state_dir, worker_metrics_ports=metrics_ports)
     threading.Thread(target=_collect, args=(proc, stack.lines), daemon=True).start()
     try:
         line = stack.wait_for_line("triton-dynamo ready", timeout_s)

@@ -40,11 +40,17 @@ class StackConfig:
     metrics_port: int = setting(
         8002, flag="--metrics-port", env="TRITON_DYNAMO_METRICS_PORT", help="the frontend's /metrics port"
     )
-    worker_metrics_port: int = setting(
+    worker_system_port: int = setting(
         8100,
+        flag="--worker-system-port",
+        env="TRITON_DYNAMO_WORKER_SYSTEM_PORT",
+        help="first worker's Dynamo system port (/health, /live, /metrics); worker i listens on this + i",
+    )
+    worker_metrics_port: int = setting(
+        8200,
         flag="--worker-metrics-port",
         env="TRITON_DYNAMO_WORKER_METRICS_PORT",
-        help="first worker's /metrics and /health port; worker i listens on this + i",
+        help="first worker's complete metrics in OpenMetrics, with trace exemplars; worker i listens on this + i",
     )
     discovery: str = setting(
         "file",
@@ -103,12 +109,12 @@ class StackConfig:
             raise ConfigurationError(f"--workers must be at least 1, not {self.workers}")
         if not self.model_repository.is_dir():
             raise ConfigurationError(f"model repository {str(self.model_repository)!r} is not a directory")
-        ports = [self.grpc_port, self.metrics_port, *self.worker_ports]
+        ports = [self.grpc_port, self.metrics_port, *self.worker_ports, *self.worker_metrics_ports]
         if any(not 0 < p < 65536 for p in ports):
             raise ConfigurationError(f"ports must be between 1 and 65535: {ports}")
         if self.worker_ports[-1] > MAX_SYSTEM_PORT:
             raise ConfigurationError(
-                f"worker metrics ports {self.worker_ports[0]}-{self.worker_ports[-1]} go past "
+                f"worker system ports {self.worker_ports[0]}-{self.worker_ports[-1]} go past "
                 f"{MAX_SYSTEM_PORT}: Dynamo reads DYN_SYSTEM_PORT as a signed 16-bit number"
             )
         if len(set(ports)) != len(ports):
@@ -118,6 +124,11 @@ class StackConfig:
 
     @property
     def worker_ports(self) -> list[int]:
+        """The workers' Dynamo system ports."""
+        return [self.worker_system_port + i for i in range(self.workers)]
+
+    @property
+    def worker_metrics_ports(self) -> list[int]:
         return [self.worker_metrics_port + i for i in range(self.workers)]
 
     @property

@@ -70,7 +70,7 @@ def build_specs(config: StackConfig, state_dir: Path, environ: Mapping[str, str]
         log_path=logs / f"{FRONTEND}.log",
     )
     workers = []
-    for index, port in enumerate(config.worker_ports):
+    for index, (port, metrics_port) in enumerate(zip(config.worker_ports, config.worker_metrics_ports, strict=True)):
         argv = [
             sys.executable,
             "-m",
@@ -84,6 +84,8 @@ def build_specs(config: StackConfig, state_dir: Path, environ: Mapping[str, str]
             config.request_plane,
             "--system-port",
             str(port),
+            "--metrics-port",
+            str(metrics_port),
             "--grace-period-s",
             str(config.grace_period_s),
             "--max-inflight",

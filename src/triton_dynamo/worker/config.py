@@ -96,6 +96,13 @@ class WorkerConfig:
         env="DYN_SYSTEM_PORT",
         help="port of the worker's /metrics, /health and /live; default: off",
     )
+    metrics_port: int | None = setting(
+        None,
+        flag="--metrics-port",
+        env="TRITON_DYNAMO_METRICS_PORT",
+        help="port of the worker's complete metrics (ours, Triton's, Dynamo's) in OpenMetrics with trace exemplars; "
+        "default: off (the same metrics, without exemplars, are on the system port)",
+    )
     max_request_bytes: int = setting(
         64 * 1024 * 1024,
         flag="--max-request-bytes",
@@ -140,6 +147,8 @@ class WorkerConfig:
             raise ConfigurationError(
                 "max_request_bytes must be positive; max_inflight, grace_period_s and log_verbose must not be negative"
             )
+        if self.metrics_port is not None and not 0 < self.metrics_port < 65536:
+            raise ConfigurationError(f"metrics port {self.metrics_port} is not a port number")
         if self.system_port is not None and not 0 <= self.system_port <= MAX_SYSTEM_PORT:
             raise ConfigurationError(
                 f"system port {self.system_port} must be between 0 and {MAX_SYSTEM_PORT}: "

@@ -27,11 +27,18 @@ FINAL_PARAMETER = "triton_final_response"
 
 
 class RequestObserver(Protocol):
-    """Told about every request: the metrics and tracing of the worker implement this."""
+    """Told about every request: the worker's telemetry (:mod:`triton_dynamo.telemetry`) implements this.
 
-    def started(self, model: str, request: InferenceRequest, input_bytes: int, context: Any) -> Any: ...
+    ``started`` may set ``request.on_trace`` to receive Triton's timestamps; ``finished`` follows the last response.
+    """
 
-    def finished(self, token: Any, status: Status | None, output_bytes: int) -> None: ...
+    def started(
+        self, model: str, request: InferenceRequest, input_bytes: int, batch_size: int, context: Any
+    ) -> Any: ...
+
+    def finished(
+        self, token: Any, status: Status | None, output_bytes: int, responses: int, model_version: int | None = None
+    ) -> None: ...
 
 
 @dataclass
@@ -84,11 +91,13 @@ class ModelHandler:
             yield self._probe()
             return
         self.admission.enter(self.schema.name)
-        token, status, output_bytes = None, None, 0
+        token, status, output_bytes, responses, version = None, None, 0, 0, None
         try:
             infer_request, input_bytes = self._decode(request)
             if self.observer is not None:
-                token = self.observer.started(self.schema.name, infer_request, input_bytes, context)
+                batched = self.schema.max_batch_size > 0 and infer_request.inputs
+                batch = next(iter(infer_request.inputs.values())).shape[0] if batched else 1
+                token = self.observer.started(self.schema.name, infer_request, input_bytes, batch, context)
             mark_final = infer_request.parameters.pop(EMPTY_FINAL_PARAMETER, False) is True
             final_sent = False
             async for response in self.model.async_infer(infer_request):
@@ -97,6 +106,8 @@ class ModelHandler:
                     encoded.setdefault("parameters", {})[FINAL_PARAMETER] = {"bool": response.final}
                     final_sent = response.final
                 output_bytes += size
+                responses += 1
+                version = response.model_version
                 yield encoded
             if mark_final and not final_sent:
                 # The model sent its final flag without a response (decoupled models do): say so, as Triton does.
@@ -123,7 +134,7 @@ class ModelHandler:
         finally:
             self.admission.leave()
             if token is not None:
-                self.observer.finished(token, status, output_bytes)
+                self.observer.finished(token, status, output_bytes, responses, version)
 
     def _decode(self, request: Mapping[str, Any]) -> tuple[InferenceRequest, int]:
         tensors = request.get("tensors")

@@ -20,6 +20,9 @@ import signal
 import time
 
 from ..errors import ConfigurationError, TritonDynamoError
+from ..telemetry.metrics import WorkerMetrics, fetch_url, scrape_registry, serve_metrics
+from ..telemetry.observer import RequestTelemetry
+from ..telemetry.tracing import make_tracer
 from ..triton import Options, Server
 from .config import WorkerConfig
 from .handler import Admission, ModelHandler, RequestObserver
@@ -44,11 +47,12 @@ def endpoint_slug(model_name: str) -> str:
 
 
 class Worker:
-    """One worker process's Triton server, endpoints and handlers."""
+    """One worker process's Triton server, endpoints, handlers and telemetry."""
 
     def __init__(self, config: WorkerConfig, observer: RequestObserver | None = None) -> None:
         self.config = config
-        self.observer = observer
+        self.metrics = WorkerMetrics()
+        self.observer = observer or RequestTelemetry(self.metrics, make_tracer("triton-dynamo-worker"))
         self.admission = Admission(limit=config.max_inflight)
         self.server: Server | None = None
         self.runtime = None
@@ -71,6 +75,7 @@ class Worker:
         try:
             await self._start_triton()
             models = self._servable_models()
+            self._export_metrics(models)
             # One model at a time: each step waits on discovery, and Dynamo's runtime (2 threads on 2 cores) stopped
             # making progress when seven of those waits ran at once.
             serving = [await self._publish(name) for name in models]
@@ -119,6 +124,26 @@ class Worker:
             )
         logger.info("serving %d model(s): %s", len(wanted), ", ".join(wanted))
         return wanted
+
+    def _export_metrics(self, models: list[str]) -> None:
+        for name in models:
+            self.metrics.declare(name)
+        server = self.server
+
+        def triton_text() -> str:
+            return server.metrics() if server.live() else ""
+
+        # Dynamo's system port: its own families, then ours and Triton's (text; no exemplars there).
+        reserved = self.runtime.endpoint(f"{self.config.namespace}.{self.config.component}._metrics")
+        reserved.metrics.register_prometheus_expfmt_callback(lambda: self.metrics.render_text() + triton_text())
+        if self.config.metrics_port is not None:
+            system = self.config.system_port
+            dynamo = fetch_url(f"http://127.0.0.1:{system}/metrics") if system else None
+            serve_metrics(
+                self.config.metrics_port,
+                scrape_registry(self.metrics, triton_text, dynamo),
+                host=os.environ.get("DYN_SYSTEM_HOST", "0.0.0.0"),
+            )
 
     async def _publish(self, model_name: str) -> asyncio.Future:
         """Serve the model's endpoint and register the model with Dynamo; returns the endpoint's serving future."""

@@ -1,0 +1,112 @@
+"""OpenTelemetry tracing for the worker: on when an OTLP endpoint is configured, and free when it is not.
+
+Spans are made after the fact with explicit timestamps (Triton's trace activities arrive when Triton releases a
+request), so a request's span and its ``triton.queue`` / ``triton.compute`` children carry Triton's exact times.
+Triton stamps activities with the monotonic clock; :func:`to_epoch_ns` maps them onto wall-clock time.
+
+Parents: Dynamo's request context when its runtime traces (``OTEL_EXPORT_ENABLED`` on the frontend and the worker);
+else a ``traceparent`` the client sent as gRPC metadata ``x-dynamo-meta-traceparent`` (Dynamo 1.6.1's KServe server
+ignores a plain ``traceparent`` but passes ``x-dynamo-meta-*`` headers on as request metadata); else a new trace.
+Every span carries the KServe request id, so a trace can always be found from a client's log line.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Mapping
+
+logger = logging.getLogger(__name__)
+
+ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
+
+
+def tracing_configured(env: Mapping[str, str] = os.environ) -> bool:
+    """Whether an OTLP traces endpoint is set (and tracing not switched off with ``OTEL_SDK_DISABLED``)."""
+    if env.get("OTEL_SDK_DISABLED", "").lower() == "true":
+        return False
+    return any(env.get(name) for name in ENDPOINT_VARIABLES)
+
+
+def make_tracer(service_name: str, env: Mapping[str, str] = os.environ):
+    """A tracer exporting over OTLP (gRPC, or HTTP when ``OTEL_EXPORTER_OTLP_PROTOCOL`` says so), or None when no
+    endpoint is configured. The exporter reads the standard ``OTEL_EXPORTER_OTLP_*`` variables itself."""
+    if not tracing_configured(env):
+        return None
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    protocol = env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or env.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "grpc"
+    if protocol.startswith("http"):
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    else:
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    name = env.get("OTEL_SERVICE_NAME") or service_name
+    provider = TracerProvider(resource=Resource.create({"service.name": name}))
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    logger.info(
+        "tracing on: spans of service %r go to %s over OTLP/%s",
+        name,
+        next(env[v] for v in ENDPOINT_VARIABLES if env.get(v)),
+        protocol,
+    )
+    return provider.get_tracer("triton_dynamo.worker")
+
+
+class Clock:
+    """Maps ``time.monotonic_ns()`` readings (Triton's trace clock) to Unix-epoch nanoseconds."""
+
+    def __init__(self) -> None:
+        self.recalibrate()
+
+    def recalibrate(self) -> None:
+        # Read both clocks back to back twice and keep the tighter pair: the offset is then good to a microsecond.
+        pairs = []
+        for _ in range(2):
+            before = time.monotonic_ns()
+            wall = time.time_ns()
+            after = time.monotonic_ns()
+            pairs.append((after - before, wall - (before + after) // 2))
+        self.offset_ns = min(pairs)[1]
+
+    def to_epoch_ns(self, monotonic_ns: int) -> int:
+        return monotonic_ns + self.offset_ns
+
+
+def parent_context(trace_id: str | None, span_id: str | None):
+    """An OpenTelemetry context whose current span is the remote span (``trace_id``, ``span_id`` in hex), or None."""
+    if not trace_id or not span_id:
+        return None
+    from opentelemetry import trace
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+    try:
+        span_context = SpanContext(
+            int(trace_id, 16), int(span_id, 16), is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED)
+        )
+    except ValueError:
+        return None
+    if not span_context.is_valid:
+        return None
+    return trace.set_span_in_context(NonRecordingSpan(span_context))
+
+
+def parse_traceparent(value: str | None) -> tuple[str, str] | None:
+    """(trace id, span id) of a W3C ``traceparent`` header value, or None when it is not one.
+
+    Example:
+        >>> parse_traceparent("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+        ('0af7651916cd43dd8448eb211c80319c', 'b7ad6b7169203331')
+    """
+    if not value:
+        return None
+    parts = value.strip().split("-")
+    if len(parts) != 4 or len(parts[1]) != 32 or len(parts[2]) != 16:
+        return None
+    try:
+        int(parts[1], 16), int(parts[2], 16)
+    except ValueError:
+        return None
+    return parts[1], parts[2]
