@@ -32,6 +32,9 @@ def setup_logging() -> None:
 
 
 def _worker(argv: Sequence[str]) -> int:
+    # Triton forks its python backend stubs; grpcio's fork handlers (armed once the OTLP exporter opens a channel)
+    # then abort the process ("Check failed: is_forking != was_forking"). The stubs exec at once and use no gRPC.
+    os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
     import uvloop
 
     from .worker import WorkerConfig, serve

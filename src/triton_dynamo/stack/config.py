@@ -97,6 +97,14 @@ class StackConfig:
         env="TRITON_DYNAMO_MAX_INFLIGHT",
         help="requests in flight each worker admits before refusing; 0: no limit",
     )
+    otlp_endpoint: str | None = setting(
+        None,
+        flag="--otlp-endpoint",
+        env="TRITON_DYNAMO_OTLP_ENDPOINT",
+        env_aliases=("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"),
+        help="OTLP/gRPC endpoint (http://host:4317) for traces: turns on Dynamo's own spans in the frontend and "
+        "workers and the workers' request spans; default: no tracing",
+    )
     observe: bool = setting(
         False,
         flag="--observe",

@@ -42,7 +42,13 @@ def build_specs(config: StackConfig, state_dir: Path, environ: Mapping[str, str]
     env = {"DYN_TCP_RPC_HOST": "127.0.0.1"}  # the request plane stays on loopback: every process is on this machine
     if config.discovery == "file":
         env["DYN_FILE_KV"] = str(state_dir / "discovery")
+    if config.otlp_endpoint:
+        # Dynamo's runtime exports its spans when OTEL_EXPORT_ENABLED is set; the worker's own spans need only the
+        # endpoint. Both read the standard OTEL_* variables.
+        env.update(OTEL_EXPORT_ENABLED="1", OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=config.otlp_endpoint)
     frontend_env = dict(env)
+    if config.otlp_endpoint:
+        frontend_env["OTEL_SERVICE_NAME"] = "dynamo-frontend"
     if "DYN_RUNTIME_NUM_WORKER_THREADS" not in environ:
         frontend_env["DYN_RUNTIME_NUM_WORKER_THREADS"] = FRONTEND_RUNTIME_THREADS
     logs = state_dir / "logs"
@@ -95,7 +101,10 @@ def build_specs(config: StackConfig, state_dir: Path, environ: Mapping[str, str]
         ]
         for name in config.model_names:
             argv += ["--model-name", name]
-        workers.append(ProcessSpec(worker_name(index), argv, env=env, log_path=logs / f"{worker_name(index)}.log"))
+        worker_env = {**env, "OTEL_SERVICE_NAME": "triton-dynamo-worker"} if config.otlp_endpoint else env
+        workers.append(
+            ProcessSpec(worker_name(index), argv, env=worker_env, log_path=logs / f"{worker_name(index)}.log")
+        )
     return [frontend, *workers]
 
 

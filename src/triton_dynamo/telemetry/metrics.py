@@ -111,14 +111,23 @@ class WorkerMetrics:
 
 
 def untyped_counters(text: str) -> Iterable[Metric]:
-    """Metric families parsed from classic text exposition, ready to re-expose in OpenMetrics.
+    """Metric families parsed from classic text exposition, ready to re-expose in OpenMetrics, names unchanged.
 
-    A counter whose samples lack the ``_total`` suffix (Triton's ``nv_*``) is not a valid OpenMetrics counter; it
-    goes out as ``unknown``, so its name and values stay as Triton wrote them and ``rate()`` still applies.
+    A counter whose name lacks the ``_total`` suffix (Triton's ``nv_*``) is not a valid OpenMetrics counter, and the
+    parser would rename its samples to ``<name>_total``; it goes out as ``unknown`` under Triton's own name instead,
+    which ``rate()`` handles the same.
     """
+    bare_counters = {
+        parts[2]
+        for parts in (line.split() for line in text.splitlines() if line.startswith("# TYPE "))
+        if len(parts) == 4 and parts[3] == "counter" and not parts[2].endswith("_total")
+    }
     for family in text_string_to_metric_families(text):
-        if family.type == "counter" and any(not s.name.endswith(("_total", "_created")) for s in family.samples):
+        if family.type == "counter" and family.name in bare_counters:
             family.type = "unknown"
+            family.samples = [
+                s._replace(name=family.name) if s.name == family.name + "_total" else s for s in family.samples
+            ]
         yield family
 
 

@@ -1,8 +1,9 @@
 """What the worker records about each request: metrics always, spans when tracing is configured.
 
-The handler calls :meth:`RequestTelemetry.started` before inference and :meth:`RequestTelemetry.finished` after the
-last response; Triton's trace timestamps arrive through the request's ``on_trace`` callback, before or after that.
-Queue and compute histograms and the child spans are recorded once both have happened.
+The handler calls :meth:`RequestTelemetry.started` when a request arrives, :meth:`RequestTelemetry.decoded` once it
+passed its checks, and :meth:`RequestTelemetry.finished` after the last response (or the error). Triton's trace
+timestamps arrive through the request's ``on_trace`` callback, before or after ``finished``; queue and compute
+histograms and the child spans are recorded once both have happened.
 """
 
 from __future__ import annotations
@@ -47,32 +48,40 @@ class RequestTelemetry:
         self.tracer = tracer
         self.clock = Clock()
 
-    def started(
-        self, model: str, request: InferenceRequest, input_bytes: int, batch_size: int, context: Any
-    ) -> RequestRecord:
-        record = RequestRecord(model, request.request_id, batch_size, input_bytes, time.monotonic_ns())
+    def started(self, model: str, request_id: str, context: Any) -> RequestRecord:
+        """A request arrived (before anything about it is checked)."""
+        record = RequestRecord(model, request_id, 1, 0, time.monotonic_ns())
         self.metrics.inflight.labels(model).inc()
-        self.metrics.input_bytes.labels(model).inc(input_bytes)
-        parent_ids = _parent_ids(context)
+        dynamo_ids, client_ids = _trace_ids(context)
+        parent_ids = dynamo_ids or client_ids
         if self.tracer is not None:
+            # Under Dynamo's trace, the client's own traceparent (if any) becomes a link, so both traces lead here.
+            link = client_ids if dynamo_ids and client_ids else None
             record.span = self.tracer.start_span(
                 f"infer {model}",
                 context=parent_context(*parent_ids) if parent_ids else None,
+                links=[_link(*link)] if link else None,
                 start_time=self.clock.to_epoch_ns(record.start_ns),
-                attributes={
-                    "triton.model.name": model,
-                    "kserve.request.id": request.request_id,
-                    "triton.batch_size": batch_size,
-                    "triton_dynamo.input.bytes": input_bytes,
-                },
+                attributes={"triton.model.name": model, "kserve.request.id": request_id},
             )
             record.trace_id = format(record.span.get_span_context().trace_id, "032x")
         elif parent_ids:
             record.trace_id = parent_ids[0]  # Dynamo's own trace: still worth an exemplar
+        return record
+
+    def decoded(self, record: RequestRecord, request: InferenceRequest, input_bytes: int, batch_size: int) -> None:
+        """The request passed its checks and goes to Triton; asks for Triton's timestamps when it is traced."""
+        record.request_id, record.input_bytes, record.batch_size = request.request_id, input_bytes, batch_size
+        self.metrics.input_bytes.labels(record.model).inc(input_bytes)
+        record.attributes.update(
+            {
+                "triton.batch_size": batch_size,
+                "triton_dynamo.input.bytes": input_bytes,
+            }
+        )
         if request.trace:
             record.awaiting_timestamps = True
             request.on_trace = lambda timestamps: self._timestamps(record, timestamps)
-        return record
 
     def finished(
         self,
@@ -91,6 +100,11 @@ class RequestTelemetry:
         exemplar = {"trace_id": record.trace_id} if record.trace_id else None
         m.latency.labels(model).observe((record.end_ns - record.start_ns) / NS_PER_S, exemplar=exemplar)
         if record.span is not None:
+            if status is not None:
+                from opentelemetry.trace import Status as SpanStatus
+                from opentelemetry.trace import StatusCode
+
+                record.span.set_status(SpanStatus(StatusCode.ERROR, status.name))
             record.attributes.update(
                 {
                     "triton_dynamo.output.bytes": output_bytes,
@@ -152,17 +166,25 @@ def _us(ns: int | None) -> float | None:
     return None if ns is None else ns / 1000.0
 
 
-def _parent_ids(context: Any) -> tuple[str, str] | None:
-    """(trace id, span id) to hang the request's span under: Dynamo's context, else the client's traceparent."""
+def _trace_ids(context: Any) -> tuple[tuple[str, str] | None, tuple[str, str] | None]:
+    """(Dynamo's trace and span id, the client's traceparent ids) of a request; either may be None."""
     if context is None:
-        return None
+        return None, None
     trace_id, span_id = getattr(context, "trace_id", None), getattr(context, "span_id", None)
-    if trace_id and span_id:
-        return trace_id, span_id
+    dynamo = (trace_id, span_id) if trace_id and span_id else None
+    client = None
     metadata = getattr(context, "metadata", None)
     if metadata is not None:
         try:
-            return parse_traceparent(metadata.get("traceparent"))
+            client = parse_traceparent(metadata.get("traceparent"))
         except Exception:  # metadata is a live view over Rust state; never let it fail a request
             logger.debug("cannot read the request's metadata", exc_info=True)
-    return None
+    return dynamo, client
+
+
+def _link(trace_id: str, span_id: str):
+    from opentelemetry.trace import Link, SpanContext, TraceFlags
+
+    return Link(
+        SpanContext(int(trace_id, 16), int(span_id, 16), is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED))
+    )

@@ -29,12 +29,13 @@ FINAL_PARAMETER = "triton_final_response"
 class RequestObserver(Protocol):
     """Told about every request: the worker's telemetry (:mod:`triton_dynamo.telemetry`) implements this.
 
-    ``started`` may set ``request.on_trace`` to receive Triton's timestamps; ``finished`` follows the last response.
+    ``started`` comes first, ``decoded`` once the request passed its checks (it may set ``request.on_trace`` to
+    receive Triton's timestamps), ``finished`` after the last response or the error.
     """
 
-    def started(
-        self, model: str, request: InferenceRequest, input_bytes: int, batch_size: int, context: Any
-    ) -> Any: ...
+    def started(self, model: str, request_id: str, context: Any) -> Any: ...
+
+    def decoded(self, token: Any, request: InferenceRequest, input_bytes: int, batch_size: int) -> None: ...
 
     def finished(
         self, token: Any, status: Status | None, output_bytes: int, responses: int, model_version: int | None = None
@@ -91,13 +92,15 @@ class ModelHandler:
             yield self._probe()
             return
         self.admission.enter(self.schema.name)
-        token, status, output_bytes, responses, version = None, None, 0, 0, None
+        observer = self.observer
+        token = observer.started(self.schema.name, request.get("id") or "", context) if observer is not None else None
+        status, output_bytes, responses, version = None, 0, 0, None
         try:
             infer_request, input_bytes = self._decode(request)
-            if self.observer is not None:
+            if token is not None:
                 batched = self.schema.max_batch_size > 0 and infer_request.inputs
                 batch = next(iter(infer_request.inputs.values())).shape[0] if batched else 1
-                token = self.observer.started(self.schema.name, infer_request, input_bytes, batch, context)
+                self.observer.decoded(token, infer_request, input_bytes, batch)
             mark_final = infer_request.parameters.pop(EMPTY_FINAL_PARAMETER, False) is True
             final_sent = False
             async for response in self.model.async_infer(infer_request):

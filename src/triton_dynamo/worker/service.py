@@ -52,7 +52,7 @@ class Worker:
     def __init__(self, config: WorkerConfig, observer: RequestObserver | None = None) -> None:
         self.config = config
         self.metrics = WorkerMetrics()
-        self.observer = observer or RequestTelemetry(self.metrics, make_tracer("triton-dynamo-worker"))
+        self.observer = observer or RequestTelemetry(self.metrics)
         self.admission = Admission(limit=config.max_inflight)
         self.server: Server | None = None
         self.runtime = None
@@ -74,6 +74,10 @@ class Worker:
             loop.add_signal_handler(sig, self._stopping.set)
         try:
             await self._start_triton()
+            if isinstance(self.observer, RequestTelemetry):
+                # Only now: the OTLP exporter's gRPC threads must not exist while Triton forks its python backend
+                # stubs, or grpcio's fork handler aborts the process (is_forking != was_forking).
+                self.observer.tracer = make_tracer("triton-dynamo-worker")
             models = self._servable_models()
             self._export_metrics(models)
             # One model at a time: each step waits on discovery, and Dynamo's runtime (2 threads on 2 cores) stopped

@@ -1,0 +1,92 @@
+"""A real OTLP/gRPC trace receiver for tests: collects every span exported to it."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent import futures
+from dataclasses import dataclass, field
+
+import grpc
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+
+@dataclass
+class ReceivedSpan:
+    service: str
+    name: str
+    trace_id: str
+    span_id: str
+    parent_span_id: str
+    start_ns: int
+    end_ns: int
+    attributes: dict
+    links: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _value(any_value):
+    kind = any_value.WhichOneof("value")
+    return getattr(any_value, kind) if kind else None
+
+
+class _Service(trace_service_pb2_grpc.TraceServiceServicer):
+    def __init__(self, spans: list[ReceivedSpan], lock: threading.Lock) -> None:
+        self.spans, self.lock = spans, lock
+
+    def Export(self, request, context):
+        received = []
+        for resource_spans in request.resource_spans:
+            attrs = {a.key: _value(a.value) for a in resource_spans.resource.attributes}
+            service = attrs.get("service.name", "")
+            for scope_spans in resource_spans.scope_spans:
+                for span in scope_spans.spans:
+                    received.append(
+                        ReceivedSpan(
+                            service=service,
+                            name=span.name,
+                            trace_id=span.trace_id.hex(),
+                            span_id=span.span_id.hex(),
+                            parent_span_id=span.parent_span_id.hex(),
+                            start_ns=span.start_time_unix_nano,
+                            end_ns=span.end_time_unix_nano,
+                            attributes={a.key: _value(a.value) for a in span.attributes},
+                            links=[(link.trace_id.hex(), link.span_id.hex()) for link in span.links],
+                        )
+                    )
+        with self.lock:
+            self.spans.extend(received)
+        return trace_service_pb2.ExportTraceServiceResponse()
+
+
+class OtlpReceiver:
+    """Listens on 127.0.0.1:``port`` (0: any free port) until :meth:`stop`."""
+
+    def __init__(self, port: int = 0) -> None:
+        self.spans: list[ReceivedSpan] = []
+        self._lock = threading.Lock()
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_Service(self.spans, self._lock), self.server)
+        self.port = self.server.add_insecure_port(f"127.0.0.1:{port}")
+        self.server.start()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def snapshot(self) -> list[ReceivedSpan]:
+        with self._lock:
+            return list(self.spans)
+
+    def wait_for(self, predicate, timeout_s: float = 20.0) -> list[ReceivedSpan]:
+        """Spans once ``predicate(spans)`` holds; raises TimeoutError with what arrived otherwise."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            spans = self.snapshot()
+            if predicate(spans):
+                return spans
+            time.sleep(0.1)
+        names = sorted({(s.service, s.name) for s in self.snapshot()})
+        raise TimeoutError(f"spans not as expected within {timeout_s} s; received: {names}")
+
+    def stop(self) -> None:
+        self.server.stop(grace=None)
