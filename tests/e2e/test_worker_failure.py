@@ -1,4 +1,4 @@
-"""A worker killed with SIGKILL: the other keeps serving, and the supervisor of ``up`` brings the dead one back.
+"""A worker killed with SIGKILL: the other keeps serving at once, and the supervisor of ``up`` brings it back.
 
 Runs after the serving tests of the same stack (file order), and leaves the stack whole again.
 """
@@ -24,22 +24,24 @@ def test_killed_worker_leaves_the_others_serving_and_comes_back(stack: StackProc
     seen = len(stack.lines)
     os.kill(victim_pid, signal.SIGKILL)
 
+    killed_at = time.monotonic()
     client = grpcclient.InferenceServerClient(stack.grpc_url)
     inputs = to_infer_inputs({"INPUT0": np.array([3], np.int32)})
-    results, streak, deadline = [], 0, time.monotonic() + 30
+    failures: list[float] = []
     try:
-        while streak < 30 and time.monotonic() < deadline:
+        while time.monotonic() - killed_at < 5:
+            sent_at = time.monotonic() - killed_at
             try:
                 assert client.infer("identity", inputs).as_numpy("OUTPUT0").tolist() == [3]
-                results.append(True)
-                streak += 1
             except Exception:
-                results.append(False)
-                streak = 0
+                failures.append(sent_at)
     finally:
         client.close()
-    # Requests that fail are the ones routed to the dead worker before discovery dropped it; then all succeed.
-    assert streak >= 30, f"no run of 30 successes within 30 s after the kill; outcomes: {results}"
+    # The supervisor removes the dead worker's discovery records as soon as it sees it exit: requests routed to it
+    # before that fail (over NATS only after the frontend's 10 s response timeout); every request sent from 2 s after
+    # the kill on succeeds.
+    assert all(t < 2.0 for t in failures), f"requests sent {failures} s after the kill failed"
+    assert len(failures) <= 3, failures
 
     stack.wait_for_line(r"worker-0 exited with signal 9 .* restarting", 10, after=seen)
     stack.wait_for_line(r"worker-0 started \(pid", 15, after=seen)

@@ -42,6 +42,12 @@ def new_histogram() -> HdrHistogram:
     return HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
 
 
+def add_histogram(into: HdrHistogram, other: HdrHistogram) -> None:
+    """``into += other``. hdrh's add() takes an empty histogram's minimum as 0, so empty ones are skipped."""
+    if other.get_total_count():
+        into.add(other)
+
+
 def percentile_key(percentile: float) -> str:
     """50 -> 'p50_us', 99.9 -> 'p99_9_us'."""
     text = f"{percentile:g}".replace(".", "_")
@@ -113,7 +119,7 @@ class LatencyRecorder:
         """Every endpoint together."""
         total = EndpointLatency()
         for endpoint in self.endpoints.values():
-            total.histogram.add(endpoint.histogram)
+            add_histogram(total.histogram, endpoint.histogram)
             total.successes += endpoint.successes
             total.failures += endpoint.failures
             for reason, count in endpoint.reasons.items():
@@ -153,7 +159,7 @@ class LatencyRecorder:
             raise ValueError(f"latency payload version {payload.get('version')!r}, expected {PAYLOAD_VERSION}")
         for name, item in payload["endpoints"].items():
             endpoint = self._endpoint(name)
-            endpoint.histogram.add(HdrHistogram.decode(item["hdr"]))
+            add_histogram(endpoint.histogram, HdrHistogram.decode(item["hdr"]))
             endpoint.successes += int(item["successes"])
             endpoint.failures += int(item["failures"])
             for reason, count in item["reasons"]:

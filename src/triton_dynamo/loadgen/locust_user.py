@@ -26,6 +26,10 @@ __all__ = ["KServeUser", "SelectedShape", "schedule_for"]
 class WrongAnswer(TritonDynamoError):
     """The server answered, but not what the model should have answered."""
 
+    def __str__(self) -> str:
+        # Locust groups failures by str(): "wrong answer from MODEL: what", nothing more
+        return self.message
+
 
 class KServeUser(User):
     """One client: sends requests one after the other (with ``--think-time-s`` between), to models picked by weight."""

@@ -11,7 +11,8 @@ Each line is an object::
 ``{"b64": "..."}`` for arbitrary bytes; BF16 and FP16 values are numbers. ``expected`` (optional) maps output names to
 tensors the answer must equal (floats within 1e-5 relative, 1e-6 absolute), checked when ``--check`` is on; for a
 streamed request, ``expected`` is a list with one such map per response. Decoupled models are sent over
-ModelStreamInfer, others over ModelInfer (``--models MODEL:WEIGHT:KIND`` forces one). Blank lines and lines starting with ``#`` are skipped.
+ModelStreamInfer, others over ModelInfer (``--models MODEL:WEIGHT:KIND`` forces one). Blank lines and lines starting
+with ``#`` are skipped.
 
 Example:
     >>> sample = parse_line('{"model": "identity", "inputs": {"INPUT0": '
@@ -57,7 +58,10 @@ def decode_tensor(spec: Mapping, where: str) -> np.ndarray:
         array = np.empty(len(flat), dtype=object)
         array[:] = flat
     else:
-        dtype = numpy_dtype(data_type)
+        try:
+            dtype = numpy_dtype(data_type)
+        except InvalidInput as exc:
+            raise InvalidInput(f"{where}: {exc.message}") from None
         values = np.asarray(data)
         if dtype.kind in "iub" and values.dtype.kind == "f" and np.any(values != np.round(values)):
             raise InvalidInput(f"{where}: {data_type} data has fractions")

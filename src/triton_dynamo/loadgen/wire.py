@@ -35,6 +35,10 @@ class RequestFailed(TritonDynamoError):
 
     status = Status.UNAVAILABLE
 
+    def __str__(self) -> str:
+        # Locust groups failures by str(); the message already starts with the gRPC status, so no prefix of ours.
+        return self.message
+
 
 def build_request(
     model: str, inputs: Mapping[str, np.ndarray], *, stream: bool = False

@@ -14,8 +14,9 @@ from pathlib import Path
 
 from ..errors import Status, TritonDynamoError
 from .config import StackConfig
+from .discovery import forget_in_file_store, instance_id, revoke_etcd_lease
 from .readiness import wait_until_ready
-from .supervisor import ProcessSpec, Supervisor
+from .supervisor import Child, ProcessSpec, Supervisor
 
 logger = logging.getLogger(__name__)
 
@@ -125,7 +126,7 @@ class Stack:
         self.announce = announce
         self.state_dir = config.state_dir or Path(tempfile.mkdtemp(prefix="triton-dynamo-"))
         self.supervisor = Supervisor(
-            build_specs(config, self.state_dir), on_event=self._event, max_consecutive_failures=5
+            build_specs(config, self.state_dir), on_event=self._event, on_exit=self._forget, max_consecutive_failures=5
         )
         self.models: list[str] = []
         self.ready = asyncio.Event()
@@ -133,6 +134,21 @@ class Stack:
 
     def _event(self, message: str) -> None:
         self.announce(f"triton-dynamo: {message}")
+
+    async def _forget(self, child: Child, code: int) -> None:
+        """A worker died: remove its discovery records now, so the frontend stops routing to it."""
+        if not child.spec.name.startswith("worker-"):
+            return
+        instance = instance_id(ready_file(self.state_dir, int(child.spec.name.split("-", 1)[1])))
+        if instance is None:
+            return
+        if self.config.discovery == "file":
+            removed = await asyncio.to_thread(forget_in_file_store, self.state_dir / "discovery", instance)
+            self._event(f"{child.spec.name}: removed {removed} discovery record(s) of instance {instance:x}")
+        else:
+            endpoints = os.environ.get("ETCD_ENDPOINTS", "http://localhost:2379")
+            if await asyncio.to_thread(revoke_etcd_lease, endpoints, instance):
+                self._event(f"{child.spec.name}: revoked etcd lease {instance:x}")
 
     def request_stop(self) -> None:
         self._stop.set()

@@ -17,7 +17,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,13 +84,16 @@ class Supervisor:
         *,
         backoff: Backoff | None = None,
         on_event: Callable[[str], None] | None = None,
+        on_exit: Callable[[Child, int], Awaitable[None]] | None = None,
         max_consecutive_failures: int = 0,
     ) -> None:
-        """``on_event`` hears every start, exit and restart; with ``max_consecutive_failures`` > 0, a child that
+        """``on_event`` hears every start, exit and restart; ``on_exit`` runs after a child exits unexpectedly and
+        before it is restarted; with ``max_consecutive_failures`` > 0, a child that
         keeps failing that many times in a row is given up (and :attr:`failed` says which)."""
         self.children = {spec.name: Child(spec) for spec in specs}
         self.backoff = backoff or Backoff()
         self.on_event = on_event or (lambda message: logger.info("%s", message))
+        self.on_exit = on_exit
         self.max_consecutive_failures = max_consecutive_failures
         self.failed: asyncio.Event = asyncio.Event()
         self._watchers: dict[str, asyncio.Task] = {}
@@ -123,6 +126,11 @@ class Supervisor:
             child.exits.append(code)
             if self._stopping:
                 return
+            if self.on_exit is not None:
+                try:
+                    await self.on_exit(child, code)
+                except Exception:
+                    logger.exception("after %s exited", child.spec.name)
             ran_s = time.monotonic() - child.started_at
             child.consecutive_failures = 1 if ran_s > self.backoff.stable_s else child.consecutive_failures + 1
             how = f"signal {-code}" if code < 0 else f"code {code}"

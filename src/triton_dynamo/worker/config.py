@@ -125,7 +125,8 @@ class WorkerConfig:
         None,
         flag="--ready-file",
         env="TRITON_DYNAMO_READY_FILE",
-        help="a file to write, as JSON, with the served models once every one is registered (for supervisors)",
+        help="a JSON file for supervisors: the worker's Dynamo instance id from the start, and the served models once "
+        "every one is registered",
     )
     trace_requests: bool = setting(
         True,

@@ -72,6 +72,9 @@ class Worker:
         )
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stopping.set)
+        # Dynamo's id of this process: the suffix of its discovery keys, which a supervisor removes if we die.
+        self.instance_id = self.runtime.endpoint(self._reserved_endpoint).connection_id()
+        self._write_ready_file()
         try:
             await self._start_triton()
             if isinstance(self.observer, RequestTelemetry):
@@ -84,8 +87,7 @@ class Worker:
             # making progress when seven of those waits ran at once.
             serving = [await self._publish(name) for name in models]
             logger.info("all %d model(s) registered", len(models))
-            if self.config.ready_file is not None:
-                self.config.ready_file.write_text(json.dumps({"pid": os.getpid(), "models": models}))
+            self._write_ready_file(models)
             stop = asyncio.create_task(self._stopping.wait())
             done, _ = await asyncio.wait([stop, *serving], return_when=asyncio.FIRST_COMPLETED)
             for task in done:
@@ -129,6 +131,23 @@ class Worker:
         logger.info("serving %d model(s): %s", len(wanted), ", ".join(wanted))
         return wanted
 
+    @property
+    def _reserved_endpoint(self) -> str:
+        # Never served nor registered: it holds the process's metrics callback. Model endpoints end in a hash, so no
+        # model can take this name.
+        return f"{self.config.namespace}.{self.config.component}._metrics"
+
+    def _write_ready_file(self, models: list[str] | None = None) -> None:
+        """For a supervisor: our instance id from the start, and the served models once all are registered."""
+        if self.config.ready_file is None:
+            return
+        state = {"pid": os.getpid(), "instance_id": self.instance_id}
+        if models is not None:
+            state["models"] = models
+        tmp = self.config.ready_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state))
+        tmp.replace(self.config.ready_file)
+
     def _export_metrics(self, models: list[str]) -> None:
         for name in models:
             self.metrics.declare(name)
@@ -138,7 +157,7 @@ class Worker:
             return server.metrics() if server.live() else ""
 
         # Dynamo's system port: its own families, then ours and Triton's (text; no exemplars there).
-        reserved = self.runtime.endpoint(f"{self.config.namespace}.{self.config.component}._metrics")
+        reserved = self.runtime.endpoint(self._reserved_endpoint)
         reserved.metrics.register_prometheus_expfmt_callback(lambda: self.metrics.render_text() + triton_text())
         if self.config.metrics_port is not None:
             system = self.config.system_port
