@@ -31,7 +31,7 @@ from .schema import ModelSchema
 logger = logging.getLogger(__name__)
 
 # After unregistering, the frontend may still route a request or two that it picked before it saw the change.
-_SETTLE_S = 0.5
+_SETTLE_S = 1.0
 
 
 def endpoint_slug(model_name: str) -> str:

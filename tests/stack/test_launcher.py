@@ -1,0 +1,100 @@
+"""The local stack's pure parts: its processes' command lines, configuration checks, discovery clean-up."""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+from pathlib import Path
+
+import pytest
+
+from triton_dynamo.errors import ConfigurationError
+from triton_dynamo.stack.config import StackConfig
+from triton_dynamo.stack.discovery import forget_in_file_store, instance_id
+from triton_dynamo.stack.launcher import build_specs, ready_file
+from triton_dynamo.stack.readiness import served_models
+
+REPO = Path(__file__).resolve().parents[2] / "model_repo"
+
+
+def test_specs_run_the_frontend_and_each_worker_on_loopback(tmp_path: Path) -> None:
+    c = StackConfig(
+        model_repository=REPO,
+        workers=2,
+        grpc_port=9001,
+        metrics_port=9002,
+        worker_system_port=9100,
+        worker_metrics_port=9200,
+        model_names=("identity",),
+    )
+    frontend, *workers = build_specs(c, tmp_path, environ={})
+    assert frontend.argv[1:4] == ["-m", "dynamo.frontend", "--kserve-grpc-server"]
+    assert frontend.argv[frontend.argv.index("--http-port") + 1] == "9001"
+    assert frontend.env["DYN_TCP_RPC_HOST"] == "127.0.0.1"
+    assert frontend.env["DYN_FILE_KV"] == str(tmp_path / "discovery")
+    assert frontend.env["DYN_RUNTIME_NUM_WORKER_THREADS"] == "4"
+    assert [w.name for w in workers] == ["worker-0", "worker-1"]
+    for index, worker in enumerate(workers):
+        argv = worker.argv
+        assert argv[argv.index("--system-port") + 1] == str(9100 + index)
+        assert argv[argv.index("--metrics-port") + 1] == str(9200 + index)
+        assert argv[argv.index("--ready-file") + 1] == str(ready_file(tmp_path, index))
+        assert argv[argv.index("--model-name") + 1] == "identity"
+    # the user's own thread count wins
+    frontend, *_ = build_specs(c, tmp_path, environ={"DYN_RUNTIME_NUM_WORKER_THREADS": "8"})
+    assert "DYN_RUNTIME_NUM_WORKER_THREADS" not in frontend.env
+
+
+def test_tracing_reaches_every_process(tmp_path: Path) -> None:
+    c = StackConfig(model_repository=REPO, otlp_endpoint="http://127.0.0.1:4317")
+    for spec in build_specs(c, tmp_path, environ={}):
+        assert spec.env["OTEL_EXPORT_ENABLED"] == "1"
+        assert spec.env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] == "http://127.0.0.1:4317"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"workers": 0}, "at least 1"),
+        ({"grpc_port": 9002, "metrics_port": 9002}, "overlap"),
+        ({"worker_system_port": 32767, "workers": 2}, "signed 16-bit"),
+        ({"model_repository": Path("/nonexistent")}, "is not a directory"),
+    ],
+)
+def test_invalid_configurations_are_refused(overrides: dict, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        StackConfig(**{"model_repository": REPO, **overrides})
+
+
+def test_flags_and_environment() -> None:
+    c = StackConfig.from_args(
+        ["--workers", "3"], env={"TRITON_DYNAMO_GRPC_PORT": "9999", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://x:4317"}
+    )
+    assert (c.workers, c.grpc_port, c.otlp_endpoint) == (3, 9999, "http://x:4317")
+    with pytest.raises(ConfigurationError, match="--discovery / TRITON_DYNAMO_DISCOVERY"):
+        StackConfig.from_args([], env={"TRITON_DYNAMO_DISCOVERY": "zookeeper"})
+
+
+def test_ready_file_phases(tmp_path: Path) -> None:
+    path = tmp_path / "w.ready"
+    path.write_text(json.dumps({"pid": 1, "instance_id": 0xABC}))
+    assert instance_id(path) == 0xABC and served_models(path) is None
+    path.write_text(json.dumps({"pid": 1, "instance_id": 0xABC, "models": ["identity"]}))
+    assert served_models(path) == {"identity"}
+    assert instance_id(tmp_path / "missing") is None
+
+
+def test_forget_removes_only_the_dead_instance(tmp_path: Path) -> None:
+    def key(path: str) -> Path:
+        file = tmp_path / "v1" / path.split("/")[0] / urllib.parse.quote(path.split("/", 1)[1], safe="")
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file.write_text("{}")
+        return file
+
+    dead = [
+        key("instances/triton/worker/identity_1/ef042c532947ba51"),
+        key("mdc/triton/worker/identity_1/ef042c532947ba51"),
+    ]
+    alive = key("instances/triton/worker/identity_1/0a1b2c3d4e5f6071")
+    assert forget_in_file_store(tmp_path, 0xEF042C532947BA51) == 2
+    assert not any(p.exists() for p in dead) and alive.exists()
