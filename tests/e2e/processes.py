@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
 import re
@@ -152,6 +153,32 @@ class StackProcess:
             if match:
                 pids[int(match.group(1))] = int(match.group(2))
         return pids
+
+    def pid_of(self, name: str) -> int:
+        """The pid of the supervised process ``name`` (frontend, worker-N), from the supervisor's latest line."""
+        pids = [int(m.group(1)) for line in list(self.lines) if (m := re.search(rf"{name} started \(pid (\d+)", line))]
+        if not pids:
+            raise LookupError(f"{name} never started")
+        return pids[-1]
+
+    def wait_whole(self, timeout_s: float = 90) -> None:
+        """Until every worker of the current generation has registered all its models again."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            whole = True
+            for index in range(len(self.worker_ports)):
+                try:
+                    state = json.loads((self.state_dir / f"worker-{index}.ready").read_text())
+                except (OSError, ValueError):
+                    whole = False
+                    break
+                if state.get("pid") != self.pid_of(f"worker-{index}") or "models" not in state:
+                    whole = False
+                    break
+            if whole:
+                return
+            time.sleep(0.1)
+        raise TimeoutError(f"the stack was not whole again within {timeout_s} s: {self.lines[-5:]}")
 
     def wait_for_line(self, pattern: str, timeout_s: float, after: int = 0) -> str:
         deadline = time.monotonic() + timeout_s

@@ -169,4 +169,7 @@ def loadtest(argv: Sequence[str]) -> int:
     summary = json.loads(summary_path.read_text())
     print("\n".join(format_table(summary)))
     print(f"reports: {out_dir / 'report.html'}, {out_dir / 'stats_stats.csv'}, {summary_path}")
+    if summary["overall"]["requests"] == 0:
+        logger.error("no request was sent: see Locust's output above%s", " and the worker logs" if workers else "")
+        return code or 1
     return code

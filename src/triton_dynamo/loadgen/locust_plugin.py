@@ -20,6 +20,7 @@ from typing import Any
 
 import gevent
 import grpc.experimental.gevent
+import locust.stats
 from locust import events
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
@@ -31,6 +32,7 @@ from .knee import StepWindow
 from .latency import LatencyRecorder
 from .metrics import ClientMetrics
 from .plan import Plan, build_plan
+from .shapes import schedule_for
 from .summary import build_summary, format_table, write_summary
 from .wire import Connections
 
@@ -104,8 +106,6 @@ class LoadRun:
         return Path(f"{csv_prefix}_summary.json") if csv_prefix else None
 
     def step_windows(self, ended_s: float) -> list[StepWindow]:
-        from .locust_user import schedule_for  # the schedule's own spawn times; imported late: no cycle at load
-
         schedule = schedule_for(self.config, self.environment.parsed_options)
         windows = []
         for i, (index, users, began_s) in enumerate(self.steps):
@@ -157,8 +157,11 @@ def on_parser(parser: Any, **_kwargs: Any) -> None:
 @events.init.add_listener
 def on_init(environment: Environment, **_kwargs: Any) -> None:
     RUN.environment = environment
-    # Fails here, at start, on bad options (Locust treats an exception in init as fatal, after logging it).
-    RUN.config = LoadConfig.from_options(environment.parsed_options)
+    try:
+        RUN.config = LoadConfig.from_options(environment.parsed_options)
+    except TritonDynamoError as exc:
+        logger.error("%s", exc)
+        raise SystemExit(2) from None  # passes through Locust's event handling: bad options end the process
     if RUN.is_worker:
         RUN.metrics.serve(RUN.config.worker_metrics_port, next_free=True)
         environment.events.report_to_master.add_listener(on_report_to_master)
@@ -207,6 +210,7 @@ def on_test_start(environment: Environment, **_kwargs: Any) -> None:
     try:
         RUN.prepare()
     except TritonDynamoError as exc:
+        RUN.plan = None
         logger.error("cannot start the load test: %s", exc)
         environment.process_exit_code = 2
         # not from inside the runner's own start: quit once this event has returned
@@ -227,6 +231,10 @@ def on_test_stop(environment: Environment, **_kwargs: Any) -> None:
 def on_quitting(environment: Environment, **_kwargs: Any) -> None:
     if RUN.is_worker or RUN.started_s is None or RUN.config is None:
         return
+    if getattr(environment.parsed_options, "csv_prefix", None):
+        # Locust rewrites its CSV files every CSV_STATS_INTERVAL_SEC and closes them right after this event without
+        # a last write: give its writer one more turn, so that the CSV counts the requests that ended last too.
+        gevent.sleep(locust.stats.CSV_STATS_INTERVAL_SEC + 0.1)
     summary = RUN.summary()
     for line in format_table(summary):
         logger.info("%s", line)

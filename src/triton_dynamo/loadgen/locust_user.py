@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import random
 import time
-from typing import Any
 
 from locust import LoadTestShape, User, task
+from locust.exception import StopUser
 
 from ..errors import TritonDynamoError
 from .config import LoadConfig
 from .locust_plugin import REQUEST_TYPE, RUN
-from .shapes import ConstantSchedule, SpikeSchedule, StepSchedule
-from .wire import decode_response, infer, response_bytes, stream
+from .plan import Prepared
+from .shapes import StepSchedule, schedule_for
+from .wire import RequestFailed, decode_response, infer, response_bytes, stream
 
-__all__ = ["KServeUser", "SelectedShape", "schedule_for"]
+__all__ = ["KServeUser", "SelectedShape"]
 
 
 class WrongAnswer(TritonDynamoError):
@@ -44,8 +45,7 @@ class KServeUser(User):
     def send(self) -> None:
         plan, connections = RUN.plan, RUN.connections
         if plan is None or connections is None:
-            time.sleep(1.0)  # the plan could not be built; the process is quitting
-            return
+            raise StopUser()  # the plan could not be built (logged) and the process is quitting
         target = plan.pick(self.rng)
         prepared = target.next_request()
         timeout_s = RUN.config.request_timeout_s
@@ -55,39 +55,32 @@ class KServeUser(User):
         length = 0
         try:
             responses, answered = call(connections.next_stub(), prepared.request, timeout_s)
-            elapsed_s = answered - started
+        except RequestFailed as exc:
+            answered, exception = time.perf_counter(), exc
+        else:
             length = sum(response_bytes(r) for r in responses)
-            checker = RUN.checker
-            if checker is not None and checker.can_check(target.model, prepared.expected):
-                outputs = [decode_response(r) for r in responses]
-                problem = checker.check(target.model, prepared.inputs, outputs, prepared.expected)
-                if problem is not None:
-                    exception = WrongAnswer(problem)
-        except TritonDynamoError as exc:  # RequestFailed, or an answer that cannot be decoded
-            elapsed_s = time.perf_counter() - started
-            exception = exc
+            exception = self.check(target.model, prepared, responses)
         self.environment.events.request.fire(
             request_type=REQUEST_TYPE,
             name=target.name,
-            response_time=elapsed_s * 1000.0,
+            response_time=(answered - started) * 1000.0,
             response_length=length,
             exception=exception,
             context={},
         )
 
-
-def schedule_for(config: LoadConfig, options: Any) -> ConstantSchedule | StepSchedule | SpikeSchedule:
-    """The schedule of ``--shape``, with Locust's ``-u``, ``-r`` and ``-t`` where the shape uses them."""
-    users = int(getattr(options, "num_users", None) or 1)
-    spawn_rate = float(getattr(options, "spawn_rate", None) or 1)
-    run_time_s = getattr(options, "run_time", None) or None
-    if config.shape == "step":
-        return StepSchedule(config.step_users, config.step_s, config.step_max_users, spawn_rate, run_time_s)
-    if config.shape == "spike":
-        return SpikeSchedule(
-            users, config.spike_users, config.spike_at_s, config.spike_duration_s, spawn_rate, run_time_s
-        )
-    return ConstantSchedule(users, spawn_rate, run_time_s)
+    @staticmethod
+    def check(model: str, prepared: Prepared, responses: list) -> WrongAnswer | None:
+        """With --check, what is wrong with the answer (None: nothing, or not checked)."""
+        checker = RUN.checker
+        if checker is None or not checker.can_check(model, prepared.expected):
+            return None
+        try:
+            outputs = [decode_response(r) for r in responses]
+        except (TritonDynamoError, ValueError) as exc:
+            return WrongAnswer(f"undecodable answer from {model}: {exc}")
+        problem = checker.check(model, prepared.inputs, outputs, prepared.expected)
+        return None if problem is None else WrongAnswer(problem)
 
 
 class SelectedShape(LoadTestShape):

@@ -20,6 +20,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
+
+from .config import LoadConfig
 
 Tick = tuple[int, float]
 
@@ -94,3 +97,17 @@ class SpikeSchedule:
         if elapsed_s < self.at_s + self.duration_s:
             return self.spike_users, fast
         return self.base_users, fast
+
+
+def schedule_for(config: LoadConfig, options: Any) -> ConstantSchedule | StepSchedule | SpikeSchedule:
+    """The schedule of ``--shape``, with Locust's ``-u``, ``-r`` and ``-t`` where the shape uses them."""
+    users = int(getattr(options, "num_users", None) or 1)
+    spawn_rate = float(getattr(options, "spawn_rate", None) or 1)
+    run_time_s = getattr(options, "run_time", None) or None
+    if config.shape == "step":
+        return StepSchedule(config.step_users, config.step_s, config.step_max_users, spawn_rate, run_time_s)
+    if config.shape == "spike":
+        return SpikeSchedule(
+            users, config.spike_users, config.spike_at_s, config.spike_duration_s, spawn_rate, run_time_s
+        )
+    return ConstantSchedule(users, spawn_rate, run_time_s)

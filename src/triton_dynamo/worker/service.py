@@ -183,7 +183,9 @@ class Worker:
             observer=self.observer,
         )
         self.handlers[model_name] = handler
-        path = f"{self.config.namespace}.{self.config.component}.{endpoint_slug(model_name)}"
+        # A component of its own per worker process: each worker is then a worker set of its own for the frontend,
+        # which lets a draining worker withdraw its models while staying reachable (see _drain).
+        path = f"{self.config.namespace}.{self.config.component}-{self.instance_id:x}.{endpoint_slug(model_name)}"
         endpoint = self.runtime.endpoint(path)
         self.endpoints.append(endpoint)
         tensor_config = {"name": "", "inputs": [], "outputs": [], "triton_model_config": model.config_protobuf()}
@@ -212,13 +214,17 @@ class Worker:
         return serving
 
     async def _drain(self) -> None:
-        logger.info("stopping: unregistering %d endpoint(s) from discovery", len(self.endpoints))
-        results = await asyncio.gather(
-            *(e.unregister_endpoint_instance() for e in self.endpoints), return_exceptions=True
-        )
-        for result in results:
-            if isinstance(result, Exception):
-                logger.warning("unregistering an endpoint failed: %s", result)
+        """Stop taking requests without losing one: withdraw this worker's models (the frontend stops routing here
+        but keeps the instance, so answers still reach it), let requests in flight finish, then leave discovery.
+
+        Leaving discovery first, as Dynamo's own workers do, made the frontend cancel the pending response streams
+        of every request in flight on this worker at that moment ("discovery-driven cleanup"): under load, one or
+        two lost requests per drain.
+        """
+        from dynamo.llm import unregister_model
+
+        logger.info("stopping: withdrawing %d model(s) from discovery", len(self.endpoints))
+        await self._each_endpoint(unregister_model, "withdrawing a model")
         deadline = time.monotonic() + self.config.grace_period_s
         await asyncio.sleep(min(_SETTLE_S, self.config.grace_period_s))
         while self.admission.inflight and time.monotonic() < deadline:
@@ -231,6 +237,13 @@ class Worker:
             )
         else:
             logger.info("all requests in flight finished")
+        await self._each_endpoint(lambda e: e.unregister_endpoint_instance(), "leaving discovery")
+
+    async def _each_endpoint(self, action, what: str) -> None:
+        results = await asyncio.gather(*(action(e) for e in self.endpoints), return_exceptions=True)
+        for result in results:
+            if isinstance(result, Exception):
+                logger.warning("%s failed: %s", what, result)
 
     async def _stop_triton(self) -> None:
         if self.server is not None:

@@ -1,0 +1,82 @@
+"""Steady load from threads in the test: every request's send time, end time and outcome."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import tritonclient.grpc as grpcclient
+
+from triton_dynamo.client.kserve import to_infer_inputs
+
+
+@dataclass
+class Outcome:
+    sent_s: float  # monotonic
+    done_s: float
+    ok: bool
+    error: str = ""
+
+
+@dataclass
+class SteadyLoad:
+    """``threads`` clients each sending one request after another (identity, checked) until :meth:`stop`."""
+
+    url: str
+    threads: int = 4
+    model: str = "identity"
+    timeout_s: float = 30.0
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._workers = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(self.threads)]
+
+    def start(self) -> SteadyLoad:
+        for worker in self._workers:
+            worker.start()
+        return self
+
+    def stop(self) -> list[Outcome]:
+        self._stop.set()
+        for worker in self._workers:
+            worker.join(self.timeout_s + 5)
+        return self.outcomes
+
+    def _run(self, index: int) -> None:
+        client = grpcclient.InferenceServerClient(self.url)
+        data = np.array([index, 1, 2, 3], np.int32)
+        inputs = to_infer_inputs({"INPUT0": data})
+        while not self._stop.is_set():
+            sent = time.monotonic()
+            try:
+                out = client.infer(self.model, inputs, client_timeout=self.timeout_s).as_numpy("OUTPUT0")
+                ok, error = bool(np.array_equal(out, data)), ""
+            except Exception as exc:
+                ok, error = False, str(exc)[:200]
+            with self._lock:
+                self.outcomes.append(Outcome(sent, time.monotonic(), ok, error))
+            if not ok:
+                time.sleep(0.05)  # a refused connection fails at once; do not spin
+        client.close()
+
+    def snapshot(self) -> list[Outcome]:
+        with self._lock:
+            return list(self.outcomes)
+
+    def inflight_at(self, moment_s: float) -> int:
+        """Requests sent before ``moment_s`` and not done by then."""
+        return sum(o.sent_s <= moment_s < o.done_s for o in self.snapshot())
+
+
+def failures(outcomes: list[Outcome]) -> list[Outcome]:
+    return [o for o in outcomes if not o.ok]
+
+
+def downtime_s(outcomes: list[Outcome], after_s: float) -> float:
+    """From ``after_s`` to the end of the last failed request sent after it (0 when none failed)."""
+    failed = [o.done_s for o in outcomes if not o.ok and o.sent_s >= after_s]
+    return max(failed) - after_s if failed else 0.0
