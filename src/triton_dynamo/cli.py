@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import resource
 import sys
 from collections.abc import Callable, Sequence
 
@@ -21,9 +22,19 @@ commands:
   worker    serve a Triton model repository as one Dynamo worker
   models    list the models the frontend serves, and whether they are ready
   infer     send one request to a model through the frontend and print the outputs
+  loadtest  run a Locust load test against the frontend and write its reports
 
 triton-dynamo <command> --help shows each command's options.
 """
+
+
+def raise_open_file_limit() -> None:
+    """Servers hold a socket per connection and a pipe per Triton stub: take the hard limit of open files (a worker
+    ran out at the usual soft limit of 1024 under load). Child processes inherit it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else 65536
+    if soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
 def setup_logging() -> None:
@@ -46,18 +57,11 @@ def _worker(argv: Sequence[str]) -> int:
 
 def _commands() -> dict[str, Callable[[Sequence[str]], int]]:
     commands: dict[str, Callable[[Sequence[str]], int]] = {"worker": _worker}
-    try:
-        from .stack.cli import up
+    from .client.cli import infer, models
+    from .loadgen.cli import loadtest
+    from .stack.cli import up
 
-        commands["up"] = up
-    except ImportError:
-        pass
-    try:
-        from .client.cli import infer, models
-
-        commands.update(models=models, infer=infer)
-    except ImportError:
-        pass
+    commands.update(up=up, models=models, infer=infer, loadtest=loadtest)
     return commands
 
 
@@ -72,6 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"triton-dynamo: unknown command {argv[0]!r}\n\n{USAGE}", file=sys.stderr)
         return 2
     setup_logging()
+    raise_open_file_limit()
     try:
         return command(argv[1:])
     except TritonDynamoError as exc:

@@ -1,0 +1,1 @@
+"""The load generator's tests use the real stack of tests/conftest.py (``file_stack``)."""
