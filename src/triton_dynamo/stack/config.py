@@ -105,11 +105,21 @@ class StackConfig:
         help="OTLP/gRPC endpoint (http://host:4317) for traces: turns on Dynamo's own spans in the frontend and "
         "workers and the workers' request spans; default: no tracing",
     )
+    max_request_bytes: int = setting(
+        64 * 1024 * 1024,
+        flag="--max-request-bytes",
+        env="TRITON_DYNAMO_MAX_REQUEST_BYTES",
+        help="largest request (all input tensors) each worker accepts, in bytes; the frontend itself refuses gRPC "
+        "messages over 4 MiB",
+    )
     observe: bool = setting(
         False,
         flag="--observe",
         env="TRITON_DYNAMO_OBSERVE",
-        help="also run Prometheus (when installed) scraping the stack",
+        help="also run Prometheus (when installed) scraping the stack, with the repository's rules",
+    )
+    prometheus_port: int = setting(
+        9090, flag="--prometheus-port", env="TRITON_DYNAMO_PROMETHEUS_PORT", help="Prometheus's port with --observe"
     )
 
     def __post_init__(self) -> None:
@@ -118,6 +128,8 @@ class StackConfig:
         if not self.model_repository.is_dir():
             raise ConfigurationError(f"model repository {str(self.model_repository)!r} is not a directory")
         ports = [self.grpc_port, self.metrics_port, *self.worker_ports, *self.worker_metrics_ports]
+        if self.observe:
+            ports.append(self.prometheus_port)
         if any(not 0 < p < 65536 for p in ports):
             raise ConfigurationError(f"ports must be between 1 and 65535: {ports}")
         if self.worker_ports[-1] > MAX_SYSTEM_PORT:

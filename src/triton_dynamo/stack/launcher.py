@@ -12,15 +12,17 @@ import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from ..errors import Status, TritonDynamoError
+from ..errors import ConfigurationError, Status, TritonDynamoError
 from .config import StackConfig
 from .discovery import forget_in_file_store, instance_id, revoke_etcd_lease
+from .prometheus import default_rule_files, find_prometheus, prometheus_command, render_local_config
 from .readiness import wait_until_ready
 from .supervisor import Child, ProcessSpec, Supervisor
 
 logger = logging.getLogger(__name__)
 
 FRONTEND = "frontend"
+PROMETHEUS = "prometheus"
 
 
 def worker_name(index: int) -> str:
@@ -97,6 +99,8 @@ def build_specs(config: StackConfig, state_dir: Path, environ: Mapping[str, str]
             str(config.grace_period_s),
             "--max-inflight",
             str(config.max_inflight),
+            "--max-request-bytes",
+            str(config.max_request_bytes),
             "--ready-file",
             str(ready_file(state_dir, index)),
         ]
@@ -106,14 +110,40 @@ def build_specs(config: StackConfig, state_dir: Path, environ: Mapping[str, str]
         workers.append(
             ProcessSpec(worker_name(index), argv, env=worker_env, log_path=logs / f"{worker_name(index)}.log")
         )
-    return [frontend, *workers]
+    specs = [frontend, *workers]
+    if config.observe:
+        specs.append(prometheus_spec(config, state_dir))
+    return specs
+
+
+def prometheus_spec(config: StackConfig, state_dir: Path) -> ProcessSpec:
+    """Prometheus scraping the frontend and every worker's metrics port, with the Compose stack's rule files."""
+    binary = find_prometheus()
+    if binary is None:
+        raise ConfigurationError("--observe needs Prometheus: install it (Debian: apt-get install prometheus)")
+    folder = state_dir / "prometheus"
+    folder.mkdir(parents=True, exist_ok=True)
+    workers = [f"127.0.0.1:{port}" for port in config.worker_metrics_ports]
+    config_path = folder / "prometheus.yml"
+    config_path.write_text(
+        render_local_config(
+            f"127.0.0.1:{config.metrics_port}",
+            workers,
+            2.0,
+            default_rule_files(),
+            extra_jobs={"prometheus": [f"127.0.0.1:{config.prometheus_port}"]},
+        )
+    )
+    argv = prometheus_command(config_path, folder / "data", config.prometheus_port, binary=binary, host=config.host)
+    return ProcessSpec(PROMETHEUS, argv, env={}, log_path=state_dir / "logs" / "prometheus.log")
 
 
 def ready_line(config: StackConfig, models: list[str], state_dir: Path) -> str:
     example = "identity" if "identity" in models else models[0]
+    observe = f"; Prometheus at http://{config.host}:{config.prometheus_port}" if config.observe else ""
     return (
         f"triton-dynamo ready: KServe v2 gRPC at {config.grpc_url} with {config.workers} worker(s) serving "
-        f"{', '.join(models)}; metrics at http://{config.host}:{config.metrics_port}/metrics; logs in "
+        f"{', '.join(models)}; metrics at http://{config.host}:{config.metrics_port}/metrics{observe}; logs in "
         f"{state_dir / 'logs'}; try: triton-dynamo infer {example} --url {config.grpc_url}"
     )
 
@@ -182,6 +212,7 @@ class Stack:
         finally:
             self.announce("triton-dynamo: stopping")
             workers = [worker_name(i) for i in range(self.config.workers)]
+            # Workers drain first, while the frontend still answers; Prometheus (if any) goes last with the rest.
             await self.supervisor.stop(timeout_s=self.config.grace_period_s + 10, waves=[workers, [FRONTEND]])
             shutil.rmtree(self.state_dir / "discovery", ignore_errors=True)
             self.announce("triton-dynamo: stopped")
