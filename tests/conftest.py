@@ -21,9 +21,11 @@ from pytest_asyncio import is_async_test
 
 from triton_dynamo.triton import Options, Server
 
+from .e2e.processes import StackProcess, start_stack
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MODEL_REPO = REPO_ROOT / "model_repo"
-SAMPLE_MODELS = ("add_sub", "classifier", "echo_all", "identity", "identity_fp32", "repeat", "string_ops")
+SAMPLE_MODELS = ("add_sub", "classifier", "echo_all", "identity", "identity_fp32", "repeat", "slow", "string_ops")
 
 # Triton's data types as model configs spell them (BYTES is TYPE_STRING there), in tritonserver.h order.
 CONFIG_TYPES = (
@@ -49,8 +51,27 @@ ECHO_ND_DIMS = 3
 DEEP_DIMS = 9
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run every async test in the session's event loop, unless it names its own loop scope."""
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--long", action="store_true", help="also run the long variants (soak, long outages)")
+
+
+@pytest.fixture(scope="session")
+def long_run(request: pytest.FixtureRequest) -> bool:
+    """Whether ``--long`` was given: tests with a short and a long variant pick their duration from it."""
+    return bool(request.config.getoption("--long"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "long: a long variant, run only with --long")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run every async test in the session's event loop, unless it names its own loop scope; leave long variants
+    out unless ``--long`` is given."""
+    if not config.getoption("--long"):
+        long_variants = [item for item in items if "long" in item.keywords]
+        config.hook.pytest_deselected(items=long_variants)
+        items[:] = [item for item in items if "long" not in item.keywords]
     session_loop = pytest.mark.asyncio(loop_scope="session")
     for item in items:
         if not is_async_test(item):
@@ -131,3 +152,11 @@ def classifier_reference() -> types.ModuleType:
     with _fake_backend_utils():
         spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="session")
+def file_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackProcess]:
+    """``triton-dynamo up`` with two workers, file discovery and the TCP request plane: the stack a user starts."""
+    stack = start_stack(tmp_path_factory.mktemp("file-stack"), workers=2)
+    yield stack
+    stack.stop()

@@ -1,7 +1,8 @@
 """End-to-end fixtures: the real Dynamo frontend, real workers with real Triton, and real etcd and NATS.
 
-One stack per discovery mode for the whole session: ``file_stack`` (a folder, TCP request plane, nothing else) and
-``etcd_nats_stack`` (etcd discovery, NATS request plane). ``stack`` runs a test on both.
+One stack per discovery mode: ``file_stack`` (a folder, TCP request plane, nothing else; in tests/conftest.py, as the
+load generator's tests use it too) and ``etcd_nats_stack`` (etcd discovery, NATS request plane), which lives only as
+long as these tests. ``stack`` runs a test on both.
 """
 
 from __future__ import annotations
@@ -13,14 +14,7 @@ import pytest
 from .processes import StackProcess, start_etcd, start_nats, start_stack
 
 
-@pytest.fixture(scope="session")
-def file_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackProcess]:
-    stack = start_stack(tmp_path_factory.mktemp("file-stack"), workers=2)
-    yield stack
-    stack.stop()
-
-
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def etcd_nats_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackProcess]:
     workdir = tmp_path_factory.mktemp("etcd-nats")
     etcd, nats = start_etcd(workdir), start_nats(workdir)
@@ -36,6 +30,6 @@ def etcd_nats_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackP
         etcd.stop()
 
 
-@pytest.fixture(params=["file", "etcd_nats"], scope="session")
+@pytest.fixture(params=["file", "etcd_nats"], scope="package")
 def stack(request: pytest.FixtureRequest) -> StackProcess:
     return request.getfixturevalue(f"{request.param}_stack")

@@ -69,11 +69,19 @@ def binary(name: str) -> str:
 
 @dataclass
 class Service:
-    """One background process with its log."""
+    """One background process with its log; :meth:`restart` runs the same command again."""
 
     proc: subprocess.Popen
     log_path: Path
     port: int
+
+    def restart(self, down_s: float = 0.0) -> None:
+        args = self.proc.args
+        self.stop()
+        time.sleep(down_s)
+        with open(self.log_path, "ab") as out:
+            self.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
+        wait_for_port(self.port, 30, self.proc)
 
     def stop(self) -> None:
         if self.proc.poll() is None:

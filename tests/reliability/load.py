@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 import tritonclient.grpc as grpcclient
+import tritonclient.grpc.aio as grpcaio
 
 from triton_dynamo.client.kserve import to_infer_inputs
 
@@ -80,3 +82,34 @@ def downtime_s(outcomes: list[Outcome], after_s: float) -> float:
     """From ``after_s`` to the end of the last failed request sent after it (0 when none failed)."""
     failed = [o.done_s for o in outcomes if not o.ok and o.sent_s >= after_s]
     return max(failed) - after_s if failed else 0.0
+
+
+async def offer(
+    url: str, model: str, rate_rps: float, seconds: float, timeout_s: float = 15.0
+) -> list[tuple[float, str]]:
+    """Send at ``rate_rps`` for ``seconds`` whatever the answers: (latency, '' or the error) per request."""
+    client = grpcaio.InferenceServerClient(url)
+    data = np.ones(4, np.float32)
+    results: list[tuple[float, str]] = []
+
+    async def one() -> None:
+        item = grpcaio.InferInput("INPUT0", [4], "FP32")
+        item.set_data_from_numpy(data)
+        start = time.monotonic()
+        try:
+            await client.infer(model, [item], client_timeout=timeout_s)
+            results.append((time.monotonic() - start, ""))
+        except Exception as exc:
+            results.append((time.monotonic() - start, str(exc)))
+
+    tasks, start = [], time.monotonic()
+    sent = 0
+    while (now := time.monotonic()) - start < seconds:
+        due = int((now - start) * rate_rps)
+        for _ in range(due - sent):
+            tasks.append(asyncio.create_task(one()))
+        sent = due
+        await asyncio.sleep(0.005)
+    await asyncio.gather(*tasks)
+    await client.close()
+    return results

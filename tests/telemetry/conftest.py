@@ -10,14 +10,14 @@ from ..e2e.processes import StackProcess, start_stack
 from .otlp import OtlpReceiver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def otlp_receiver() -> Iterator[OtlpReceiver]:
     receiver = OtlpReceiver()
     yield receiver
     receiver.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def traced_stack(tmp_path_factory: pytest.TempPathFactory, otlp_receiver: OtlpReceiver) -> Iterator[StackProcess]:
     extra = (
         "--otlp-endpoint",

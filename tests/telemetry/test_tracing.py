@@ -50,8 +50,10 @@ def test_request_span_tree_from_frontend_to_triton(traced_stack: StackProcess, o
     span, _ = request_span(otlp_receiver, "trace-unary-1")
     # Dynamo's own spans come from other processes and exporters: wait for the whole chain up to the frontend.
     trace = otlp_receiver.wait_for(
-        lambda spans: any(s.trace_id == span.trace_id and s.service == "dynamo-frontend" for s in spans)
-        and any(s.span_id == span.parent_span_id for s in spans)
+        lambda spans: (
+            any(s.trace_id == span.trace_id and s.service == "dynamo-frontend" for s in spans)
+            and any(s.span_id == span.parent_span_id for s in spans)
+        )
     )
     trace = [s for s in trace if s.trace_id == span.trace_id]
     by_id = {s.span_id: s for s in trace}

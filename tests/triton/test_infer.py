@@ -650,3 +650,25 @@ async def test_cancelling_many_streams_at_once(triton_server: Server) -> None:
     assert all(isinstance(r, asyncio.CancelledError) for r in results)
     await wait_until_idle(timeout_s=5)
     assert len(await infer_all(model, {"VALUES": np.arange(2, dtype=np.int32)})) == 2
+
+
+async def test_traced_requests_refused_by_a_full_queue_fail_cleanly(triton_server: Server) -> None:
+    """More requests than 'slow' queues (32) and executes (2): Triton refuses the rest in ServerInferAsync itself,
+    after attaching their traces; the binding must neither free those traces twice nor leave anything pending."""
+    model = triton_server.model("slow")
+
+    async def one() -> str:
+        try:
+            async for _ in model.async_infer({"INPUT0": np.ones(4, np.float32)}, trace=True):
+                pass
+            return "served"
+        except TritonError as exc:
+            assert exc.code == TritonError.UNAVAILABLE and "Exceeds maximum queue size" in exc.message
+            return "refused"
+
+    outcomes = await asyncio.gather(*(one() for _ in range(100)))
+    assert outcomes.count("served") >= 34 and outcomes.count("refused") > 0
+    deadline = time.monotonic() + 5
+    while infer.pending_count() and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert infer.pending_count() == 0

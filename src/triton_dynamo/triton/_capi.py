@@ -264,6 +264,7 @@ _SHIM_FUNCTIONS: dict[str, tuple] = {
     "td_call_set_trace": (None, (_P, _P)),
     "td_call_timestamps": (c_void_p, (_P,)),
     "td_call_free": (None, (_P,)),
+    "td_call_trace_released": (c_int, (_P,)),
     "td_buffer_take": (None, (_P,)),
     "td_buffer_free": (None, (_P,)),
 }

@@ -63,6 +63,7 @@ typedef struct {
   td_channel* ch;
   uint64_t handle;
   void* trace;
+  int trace_released; /* the root trace was released (and deleted here) */
   uint64_t ts[TD_TRACE_ACTIVITIES];
 } td_call;
 
@@ -167,6 +168,10 @@ TD_EXPORT void td_call_set_trace(td_call* call, void* trace) { call->trace = tra
 TD_EXPORT uint64_t* td_call_timestamps(td_call* call) { return call->ts; }
 TD_EXPORT void td_call_free(td_call* call) { free(call); }
 
+/* Whether Triton already released the request's trace: after a failed ServerInferAsync, Triton has released it if
+ * it got as far as attaching it to the request, and the caller still owns it otherwise. */
+TD_EXPORT int td_call_trace_released(td_call* call) { return call->trace_released; }
+
 /* TRITONSERVER_InferenceResponseCompleteFn_t */
 TD_EXPORT void td_on_response(void* response, uint32_t flags, void* userp) {
   td_call* call = userp;
@@ -190,7 +195,10 @@ TD_EXPORT void td_on_trace_release(void* trace, void* userp) {
   td_call* call = userp;
   int root = trace == call->trace;
   g_trace_delete(trace);
-  if (root) push(call->ch, call->handle, trace, TD_EV_TRACE_RELEASE, 0);
+  if (root) {
+    call->trace_released = 1;
+    push(call->ch, call->handle, trace, TD_EV_TRACE_RELEASE, 0);
+  }
 }
 
 /* TRITONSERVER_ResponseAllocatorAllocFn_t: every output goes to CPU memory from malloc, 64-byte aligned. */

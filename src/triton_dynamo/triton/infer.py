@@ -94,8 +94,8 @@ class _Channel:
             count = _shim.channel_drain(self.ptr, self.events, _DRAIN_BATCH)
             for handle, ptr, kind, flags in self.view[:count].tolist():
                 call = _calls.get(handle)
-                if call is None:  # cannot happen while every call stays registered until its last event
-                    logger.error("event %d for unknown request %d", kind, handle)
+                if call is None:  # a trace Triton released for a request it refused: nothing left to do
+                    logger.debug("event %d for a request no longer tracked (%d)", kind, handle)
                 elif kind == C.EVENT_RESPONSE:
                     call.on_response(ptr, flags)
                 elif kind == C.EVENT_REQUEST_RELEASE:
@@ -431,9 +431,10 @@ async def infer(
         _calls[call.handle] = call
         _api.check(_api.ServerInferAsync(server.handle, request, trace))
     except BaseException:
-        # Triton did not take the request: no callback will come.
+        # Triton did not take the request: it stays ours, and no response or release callback will come. Its trace
+        # is ours too unless Triton got as far as attaching it, in which case Triton has released it already.
         _calls.pop(call.handle, None)
-        if trace.value:
+        if trace.value and not _shim.call_trace_released(call.cptr):
             _api.InferenceTraceDelete(trace)
         _api.InferenceRequestDelete(request)
         _shim.call_free(call.cptr)

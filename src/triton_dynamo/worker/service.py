@@ -114,7 +114,8 @@ class Worker:
     def _servable_models(self) -> list[str]:
         index = self.server.model_index()
         ready = sorted({e["name"] for e in index if e.get("state") == "READY"})
-        failed = {e["name"]: e.get("reason") or e.get("state") for e in index if e.get("state") != "READY"}
+        # Models Triton tried to load and could not carry a reason; those left out by --model-name carry none.
+        failed = {e["name"]: e["reason"] for e in index if e.get("state") != "READY" and e.get("reason")}
         for name, reason in sorted(failed.items()):
             logger.error("model %r is not served: %s", name, reason)
         wanted = list(self.config.model_names) or ready
@@ -161,7 +162,10 @@ class Worker:
         reserved.metrics.register_prometheus_expfmt_callback(lambda: self.metrics.render_text() + triton_text())
         if self.config.metrics_port is not None:
             system = self.config.system_port
-            dynamo = fetch_url(f"http://127.0.0.1:{system}/metrics") if system else None
+            # Where Dynamo's system port listens: its own address when bound to one, else loopback.
+            host = os.environ.get("DYN_SYSTEM_HOST", "0.0.0.0")
+            host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+            dynamo = fetch_url(f"http://{host}:{system}/metrics") if system else None
             serve_metrics(
                 self.config.metrics_port,
                 scrape_registry(self.metrics, triton_text, dynamo),
