@@ -96,3 +96,26 @@ def print_table(headers: list[str], rows: list[list]) -> None:
 
 def _fmt(value) -> str:
     return f"{value:.1f}" if isinstance(value, float) else str(value)
+
+
+class OtlpSink:
+    """An OTLP/gRPC trace endpoint that accepts spans and drops them: what a collector costs the sender, no more."""
+
+    def __init__(self) -> None:
+        from concurrent import futures
+
+        import grpc
+        from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+        class Service(trace_service_pb2_grpc.TraceServiceServicer):
+            def Export(self, request, context):
+                return trace_service_pb2.ExportTraceServiceResponse()
+
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Service(), self.server)
+        self.port = self.server.add_insecure_port("127.0.0.1:0")
+        self.server.start()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"

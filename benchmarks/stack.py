@@ -26,7 +26,16 @@ from pathlib import Path
 import numpy as np
 import tritonclient.grpc as grpcclient
 import tritonclient.grpc.aio as grpcaio
-from _common import MODEL_REPO, ROOT, percentiles_us, print_table, start_triton_binary, wait_for_port, write_results
+from _common import (
+    MODEL_REPO,
+    ROOT,
+    OtlpSink,
+    percentiles_us,
+    print_table,
+    start_triton_binary,
+    wait_for_port,
+    write_results,
+)
 
 MODEL = "identity_fp32"
 SIZES = (16, 150528)
@@ -62,10 +71,12 @@ def wait_ready(url: str, proc: subprocess.Popen, timeout_s: float = 120) -> None
     raise TimeoutError(f"{MODEL} not ready at {url}")
 
 
-def start_stack(workdir: Path) -> tuple[list[subprocess.Popen], str]:
+def start_stack(
+    workdir: Path, name: str = "stack", extra_args: tuple[str, ...] = (), extra_env: dict | None = None
+) -> tuple[list[subprocess.Popen], str]:
     grpc_port, metrics_port, worker_port, worker_metrics_port = ports(4)
-    env = {**os.environ, "DYN_TCP_RPC_HOST": "127.0.0.1"}
-    with open(workdir / "stack.log", "wb") as log:
+    env = {**os.environ, "DYN_TCP_RPC_HOST": "127.0.0.1", **(extra_env or {})}
+    with open(workdir / f"{name}.log", "wb") as log:
         proc = subprocess.Popen(
             [
                 sys.executable,
@@ -87,7 +98,8 @@ def start_stack(workdir: Path) -> tuple[list[subprocess.Popen], str]:
                 "--worker-metrics-port",
                 str(worker_metrics_port),
                 "--state-dir",
-                str(workdir / "stack"),
+                str(workdir / name),
+                *extra_args,
             ],
             env=env,
             stdout=log,
@@ -186,7 +198,13 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=1000, help="sequential requests per path and size")
     parser.add_argument("--seconds", type=float, default=5.0, help="duration of each concurrency-32 run")
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument(
+        "--telemetry-variants",
+        action="store_true",
+        help="also measure the stack with the worker's telemetry off, and with tracing on (spans to an OTLP sink)",
+    )
     args = parser.parse_args()
+    paths = PATHS + (("stack_no_telemetry", "stack_traced") if args.telemetry_variants else ())
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-stack-"))
     procs: list[subprocess.Popen] = []
@@ -199,6 +217,13 @@ def main() -> None:
         procs.append(start_triton_binary([MODEL], triton_port))
         wait_for_port(triton_port)
         urls = {"stack": stack_url, "floor": floor_url, "triton_grpc": f"127.0.0.1:{triton_port}"}
+        if args.telemetry_variants:
+            sink = OtlpSink()
+            extra = start_stack(workdir, "stack_no_telemetry", extra_env={"TRITON_DYNAMO_TELEMETRY": "false"})
+            procs += extra[0]
+            traced = start_stack(workdir, "stack_traced", extra_args=("--otlp-endpoint", sink.endpoint))
+            procs += traced[0]
+            urls.update(stack_no_telemetry=extra[1], stack_traced=traced[1])
 
         results: dict = {
             "model": MODEL,
@@ -210,19 +235,19 @@ def main() -> None:
         rows = []
         for size in SIZES:
             data = np.random.default_rng(size).standard_normal(size).astype(np.float32)
-            seq: dict[str, list[float]] = {p: [] for p in PATHS}
-            for path in PATHS:
+            seq: dict[str, list[float]] = {p: [] for p in paths}
+            for path in paths:
                 sequential(urls[path], data, max(20, args.requests // 10))  # warm-up
             for _ in range(2):
-                for path in PATHS:
+                for path in paths:
                     seq[path] += sequential(urls[path], data, args.requests // 2)
             case: dict = {}
-            for path in PATHS:
+            for path in paths:
                 rate, conc = asyncio.run(concurrent(urls[path], data, args.seconds, args.concurrency))
                 c1, c32 = percentiles_us(seq[path]), percentiles_us(conc)
                 case[path] = {"c1": c1, "c32": {**c32, "throughput_rps": rate}}
             floor = case["floor"]
-            for path in PATHS:
+            for path in paths:
                 c = case[path]
                 c["ratio_to_floor"] = {
                     "p50_c1": c["c1"]["p50_us"] / floor["c1"]["p50_us"],
@@ -276,6 +301,15 @@ def main() -> None:
         f"{large['p50_c1']:.2f}; throughput @{args.concurrency} >= 0.75x floor: {small['throughput_c32']:.2f} "
         f"(16), {large['throughput_c32']:.2f} (150528)"
     )
+    if args.telemetry_variants:
+        for size in ("16", "150528"):
+            case = results["cases"][size]
+            base = case["stack_no_telemetry"]
+            for variant in ("stack", "stack_traced"):
+                p50 = case[variant]["c1"]["p50_us"] / base["c1"]["p50_us"] - 1
+                rate = case[variant]["c32"]["throughput_rps"] / base["c32"]["throughput_rps"] - 1
+                label = "metrics only (tracing off)" if variant == "stack" else "tracing on"
+                print(f"telemetry cost, {size} elements, {label}: p50 {100 * p50:+.1f}%, throughput {100 * rate:+.1f}%")
     print("written:", write_results("stack", results))
 
 

@@ -7,10 +7,7 @@ server's requests are driven from it).
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import importlib.util
 import shutil
-import sys
 import types
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -19,6 +16,7 @@ import pytest
 import pytest_asyncio
 from pytest_asyncio import is_async_test
 
+from triton_dynamo.loadgen.checks import load_classifier
 from triton_dynamo.triton import Options, Server
 
 from .e2e.processes import StackProcess, start_stack
@@ -131,27 +129,12 @@ async def triton_server(extra_model_repo: Path) -> AsyncIterator[Server]:
         await asyncio.to_thread(server.stop)
 
 
-@contextlib.contextmanager
-def _fake_backend_utils() -> Iterator[None]:
-    saved = sys.modules.get("triton_python_backend_utils")
-    sys.modules["triton_python_backend_utils"] = types.ModuleType("triton_python_backend_utils")
-    try:
-        yield
-    finally:
-        if saved is None:
-            del sys.modules["triton_python_backend_utils"]
-        else:
-            sys.modules["triton_python_backend_utils"] = saved
-
-
 @pytest.fixture(scope="session")
-def classifier_reference() -> types.ModuleType:
-    """The classifier's own model.py, loaded here only for its ``weights()`` and ``forward()``."""
-    spec = importlib.util.spec_from_file_location("classifier_model", MODEL_REPO / "classifier" / "1" / "model.py")
-    module = importlib.util.module_from_spec(spec)
-    with _fake_backend_utils():
-        spec.loader.exec_module(module)
-    return module
+def classifier_reference() -> types.SimpleNamespace:
+    """The classifier's own ``weights()`` and ``forward()`` from its model.py (as the load generator's check loads
+    them), to compute the answers a test expects."""
+    layers, forward = load_classifier(MODEL_REPO)
+    return types.SimpleNamespace(weights=lambda: layers, forward=forward)
 
 
 @pytest.fixture(scope="session")

@@ -85,7 +85,7 @@ def downtime_s(outcomes: list[Outcome], after_s: float) -> float:
 
 
 async def offer(
-    url: str, model: str, rate_rps: float, seconds: float, timeout_s: float = 15.0
+    url: str, model: str, rate_rps: float, seconds: float, timeout_s: float = 15.0, extra: dict | None = None
 ) -> list[tuple[float, str]]:
     """Send at ``rate_rps`` for ``seconds`` whatever the answers: (latency, '' or the error) per request."""
     client = grpcaio.InferenceServerClient(url)
@@ -95,9 +95,13 @@ async def offer(
     async def one() -> None:
         item = grpcaio.InferInput("INPUT0", [4], "FP32")
         item.set_data_from_numpy(data)
+        items = [item]
+        for name, array in (extra or {}).items():
+            items.append(grpcaio.InferInput(name, list(array.shape), "INT32"))
+            items[-1].set_data_from_numpy(array)
         start = time.monotonic()
         try:
-            await client.infer(model, [item], client_timeout=timeout_s)
+            await client.infer(model, items, client_timeout=timeout_s)
             results.append((time.monotonic() - start, ""))
         except Exception as exc:
             results.append((time.monotonic() - start, str(exc)))

@@ -134,6 +134,12 @@ class WorkerConfig:
         env="TRITON_DYNAMO_TRACE_REQUESTS",
         help="collect Triton's per-request queue and compute times (metrics and spans)",
     )
+    telemetry: bool = setting(
+        True,
+        flag="--telemetry",
+        env="TRITON_DYNAMO_TELEMETRY",
+        help="record the worker's own per-request metrics and spans; off only to measure what they cost",
+    )
 
     def __post_init__(self) -> None:
         if not self.model_repository.is_dir():

@@ -52,7 +52,7 @@ class Worker:
     def __init__(self, config: WorkerConfig, observer: RequestObserver | None = None) -> None:
         self.config = config
         self.metrics = WorkerMetrics()
-        self.observer = observer or RequestTelemetry(self.metrics)
+        self.observer = observer or (RequestTelemetry(self.metrics) if config.telemetry else None)
         self.admission = Admission(limit=config.max_inflight)
         self.server: Server | None = None
         self.runtime = None
@@ -183,7 +183,7 @@ class Worker:
             schema,
             admission=self.admission,
             max_request_bytes=self.config.max_request_bytes,
-            trace=self.config.trace_requests,
+            trace=self.config.trace_requests and self.observer is not None,
             observer=self.observer,
         )
         self.handlers[model_name] = handler
