@@ -99,3 +99,22 @@ async def test_stop_goes_in_waves(tmp_path: Path, waves) -> None:
     await asyncio.sleep(1.0)  # let both install their handler
     await supervisor.stop(timeout_s=10, waves=waves)
     assert float((tmp_path / "b").read_text()) <= float((tmp_path / "a").read_text())
+
+
+async def test_a_crashed_childs_own_children_go_with_it(tmp_path: Path) -> None:
+    """A worker killed outright leaves its python backend stubs behind; the supervisor ends them before restarting."""
+    pid_file = tmp_path / "grandchild.pid"
+    spec = ProcessSpec("parent", [sys.executable, "-c", PARENT, str(pid_file)], {}, tmp_path / "p.log")
+    supervisor = Supervisor([spec], backoff=Backoff(initial_s=0.1))
+    await supervisor.start()
+    deadline = time.monotonic() + 10
+    while not pid_file.exists() and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    orphan = int(pid_file.read_text())
+    pid_file.unlink()
+    os.kill(supervisor.children["parent"].pid, signal.SIGKILL)
+    while not pid_file.exists() and time.monotonic() < deadline + 10:  # the restarted parent's own grandchild
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.2)
+    assert not alive(orphan)
+    await supervisor.stop(timeout_s=5)

@@ -124,6 +124,8 @@ class Supervisor:
         while True:
             code = await child.process.wait()
             child.exits.append(code)
+            # What it started may outlive it (a crashed worker's python backend stubs): its process group goes too.
+            _signal_group(child.process.pid, signal.SIGKILL)
             if self._stopping:
                 return
             if self.on_exit is not None:
