@@ -95,7 +95,9 @@ def print_table(headers: list[str], rows: list[list]) -> None:
 
 
 def _fmt(value) -> str:
-    return f"{value:.1f}" if isinstance(value, float) else str(value)
+    if isinstance(value, float):
+        return f"{value:.2f}" if abs(value) < 10 else f"{value:.1f}"  # ratios need two decimals
+    return str(value)
 
 
 class OtlpSink:

@@ -17,6 +17,7 @@ import time
 import numpy as np
 import tritonclient.grpc as grpcclient
 import tritonclient.grpc.aio as grpcaio
+import uvloop
 from _common import MODEL_REPO, free_port, percentiles_us, print_table, start_triton_binary, write_results
 
 from triton_dynamo.triton import Options, Server
@@ -146,4 +147,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    uvloop.run(main())  # the event loop the worker runs on (Dynamo uses uvloop)
