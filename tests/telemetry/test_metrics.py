@@ -45,7 +45,7 @@ def test_without_families_drops_whole_families_by_prefix() -> None:
 def test_scrape_target_is_valid_openmetrics_with_everything_once() -> None:
     metrics = WorkerMetrics()
     metrics.declare("identity")
-    metrics.latency.labels("identity").observe(0.0004, exemplar={"trace_id": "0af7651916cd43dd8448eb211c80319c"})
+    metrics.model("identity").latency.observe(0.0004, "0af7651916cd43dd8448eb211c80319c")
     text = openmetrics(scrape_registry(metrics, lambda: TRITON_TEXT, lambda: DYNAMO_TEXT)).decode()
     families = {f.name: f for f in parse_openmetrics(text)}  # raises on anything Prometheus would refuse
     assert {
@@ -65,3 +65,22 @@ def test_a_failing_source_leaves_the_rest_of_the_scrape() -> None:
 
     text = openmetrics(scrape_registry(WorkerMetrics(), lambda: TRITON_TEXT, broken)).decode()
     assert "nv_inference_request_success" in text and "dynamo_component" not in text
+
+
+def test_histogram_buckets_counts_and_sums_like_prometheus() -> None:
+    metrics = WorkerMetrics()
+    stats = metrics.model("m")
+    for value in (0.0001, 0.00011, 0.003, 20.0):  # on a bound, just above one, in the middle, past the last
+        stats.latency.observe(value)
+    family = next(f for f in metrics.collect() if f.name == "triton_dynamo_request_duration_seconds")
+    buckets = {s.labels["le"]: s.value for s in family.samples if s.name.endswith("_bucket")}
+    assert (buckets["0.0001"], buckets["0.00025"], buckets["0.005"], buckets["10.0"], buckets["+Inf"]) == (
+        1,
+        2,
+        3,
+        3,
+        4,
+    )
+    count = next(s.value for s in family.samples if s.name.endswith("_count"))
+    total = next(s.value for s in family.samples if s.name.endswith("_sum"))
+    assert count == 4 and abs(total - 20.00321) < 1e-9

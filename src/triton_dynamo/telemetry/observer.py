@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import Status
 from ..triton import InferenceRequest, TraceTimestamps
-from .metrics import WorkerMetrics
+from .metrics import ModelStats, WorkerMetrics
 from .tracing import Clock, parent_context, parse_traceparent
 
 logger = logging.getLogger(__name__)
@@ -28,6 +28,7 @@ class RequestRecord:
     """One request's telemetry while it is under way."""
 
     model: str
+    stats: ModelStats
     request_id: str
     batch_size: int
     input_bytes: int
@@ -50,8 +51,9 @@ class RequestTelemetry:
 
     def started(self, model: str, request_id: str, context: Any) -> RequestRecord:
         """A request arrived (before anything about it is checked)."""
-        record = RequestRecord(model, request_id, 1, 0, time.monotonic_ns())
-        self.metrics.inflight.labels(model).inc()
+        stats = self.metrics.model(model)
+        record = RequestRecord(model, stats, request_id, 1, 0, time.monotonic_ns())
+        stats.inflight += 1
         dynamo_ids, client_ids = _trace_ids(context)
         parent_ids = dynamo_ids or client_ids
         if self.tracer is not None:
@@ -72,7 +74,7 @@ class RequestTelemetry:
     def decoded(self, record: RequestRecord, request: InferenceRequest, input_bytes: int, batch_size: int) -> None:
         """The request passed its checks and goes to Triton; asks for Triton's timestamps when it is traced."""
         record.request_id, record.input_bytes, record.batch_size = request.request_id, input_bytes, batch_size
-        self.metrics.input_bytes.labels(record.model).inc(input_bytes)
+        record.stats.input_bytes += input_bytes
         record.attributes.update(
             {
                 "triton.batch_size": batch_size,
@@ -92,13 +94,13 @@ class RequestTelemetry:
         model_version: int | None = None,
     ) -> None:
         record.end_ns = time.monotonic_ns()
-        m, model = self.metrics, record.model
-        m.inflight.labels(model).dec()
-        m.requests.labels(model, "success" if status is None else status.name.lower()).inc()
-        m.responses.labels(model).inc(responses)
-        m.output_bytes.labels(model).inc(output_bytes)
-        exemplar = {"trace_id": record.trace_id} if record.trace_id else None
-        m.latency.labels(model).observe((record.end_ns - record.start_ns) / NS_PER_S, exemplar=exemplar)
+        stats = record.stats
+        stats.inflight -= 1
+        outcome = "success" if status is None else status.name.lower()
+        stats.outcomes[outcome] = stats.outcomes.get(outcome, 0) + 1
+        stats.responses += responses
+        stats.output_bytes += output_bytes
+        stats.latency.observe((record.end_ns - record.start_ns) / NS_PER_S, record.trace_id)
         if record.span is not None:
             if status is not None:
                 from opentelemetry.trace import Status as SpanStatus
@@ -126,9 +128,9 @@ class RequestTelemetry:
         ts = record.timestamps
         if ts is not None:
             if ts.queue_ns is not None:
-                self.metrics.queue.labels(record.model).observe(ts.queue_ns / NS_PER_S)
+                record.stats.queue.observe(ts.queue_ns / NS_PER_S)
             if ts.compute_ns is not None:
-                self.metrics.compute.labels(record.model).observe(ts.compute_ns / NS_PER_S)
+                record.stats.compute.observe(ts.compute_ns / NS_PER_S)
         if record.span is None:
             return
         span = record.span
