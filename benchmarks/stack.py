@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import tritonclient.grpc as grpcclient
 import tritonclient.grpc.aio as grpcaio
+
 from _common import (
     MODEL_REPO,
     ROOT,

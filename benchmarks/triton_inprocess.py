@@ -18,8 +18,8 @@ import numpy as np
 import tritonclient.grpc as grpcclient
 import tritonclient.grpc.aio as grpcaio
 import uvloop
-from _common import MODEL_REPO, free_port, percentiles_us, print_table, start_triton_binary, write_results
 
+from _common import MODEL_REPO, free_port, percentiles_us, print_table, start_triton_binary, write_results
 from triton_dynamo.triton import Options, Server
 
 MODEL = "identity_fp32"
