@@ -50,6 +50,9 @@ def test_tracing_reaches_every_process(tmp_path: Path) -> None:
     for spec in build_specs(c, tmp_path, environ={}):
         assert spec.env["OTEL_EXPORT_ENABLED"] == "1"
         assert spec.env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] == "http://127.0.0.1:4317"
+        # one ratio for Dynamo's sampler and the worker SDK's, which follows the frontend's decision
+        assert spec.env["OTEL_TRACES_SAMPLE_RATIO"] == spec.env["OTEL_TRACES_SAMPLER_ARG"] == "0.1"
+        assert spec.env["OTEL_TRACES_SAMPLER"] == "parentbased_traceidratio"
 
 
 @pytest.mark.parametrize(
@@ -59,6 +62,7 @@ def test_tracing_reaches_every_process(tmp_path: Path) -> None:
         ({"grpc_port": 9002, "metrics_port": 9002}, "overlap"),
         ({"worker_system_port": 32767, "workers": 2}, "signed 16-bit"),
         ({"model_repository": Path("/nonexistent")}, "is not a directory"),
+        ({"trace_sample_ratio": 1.5}, "between 0 and 1"),
     ],
 )
 def test_invalid_configurations_are_refused(overrides: dict, message: str) -> None:

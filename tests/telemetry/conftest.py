@@ -22,6 +22,8 @@ def traced_stack(tmp_path_factory: pytest.TempPathFactory, otlp_receiver: OtlpRe
     extra = (
         "--otlp-endpoint",
         otlp_receiver.endpoint,
+        "--trace-sample-ratio",
+        "1",
         "--model-name",
         "identity",
         "--model-name",

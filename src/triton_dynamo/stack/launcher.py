@@ -46,9 +46,17 @@ def build_specs(config: StackConfig, state_dir: Path, environ: Mapping[str, str]
     if config.discovery == "file":
         env["DYN_FILE_KV"] = str(state_dir / "discovery")
     if config.otlp_endpoint:
-        # Dynamo's runtime exports its spans when OTEL_EXPORT_ENABLED is set; the worker's own spans need only the
-        # endpoint. Both read the standard OTEL_* variables.
-        env.update(OTEL_EXPORT_ENABLED="1", OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=config.otlp_endpoint)
+        # Dynamo's runtime exports its spans when OTEL_EXPORT_ENABLED is set and samples by OTEL_TRACES_SAMPLE_RATIO;
+        # the worker's SDK reads the standard sampler variables, and being parent-based it keeps the frontend's
+        # decision for every request that came through Dynamo.
+        ratio = repr(config.trace_sample_ratio)
+        env.update(
+            OTEL_EXPORT_ENABLED="1",
+            OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=config.otlp_endpoint,
+            OTEL_TRACES_SAMPLE_RATIO=ratio,
+            OTEL_TRACES_SAMPLER="parentbased_traceidratio",
+            OTEL_TRACES_SAMPLER_ARG=ratio,
+        )
     frontend_env = dict(env)
     if config.otlp_endpoint:
         frontend_env["OTEL_SERVICE_NAME"] = "dynamo-frontend"

@@ -16,7 +16,7 @@ from typing import Any
 from ..errors import Status
 from ..triton import InferenceRequest, TraceTimestamps
 from .metrics import ModelStats, WorkerMetrics
-from .tracing import Clock, parent_context, parse_traceparent
+from .tracing import Clock, TraceParent, parent_context, parse_traceparent
 
 logger = logging.getLogger(__name__)
 
@@ -54,21 +54,26 @@ class RequestTelemetry:
         stats = self.metrics.model(model)
         record = RequestRecord(model, stats, request_id, 1, 0, time.monotonic_ns())
         stats.inflight += 1
-        dynamo_ids, client_ids = _trace_ids(context)
-        parent_ids = dynamo_ids or client_ids
-        if self.tracer is not None:
-            # Under Dynamo's trace, the client's own traceparent (if any) becomes a link, so both traces lead here.
-            link = client_ids if dynamo_ids and client_ids else None
-            record.span = self.tracer.start_span(
-                f"infer {model}",
-                context=parent_context(*parent_ids) if parent_ids else None,
-                links=[_link(*link)] if link else None,
-                start_time=self.clock.to_epoch_ns(record.start_ns),
-                attributes={"triton.model.name": model, "kserve.request.id": request_id},
-            )
-            record.trace_id = format(record.span.get_span_context().trace_id, "032x")
-        elif parent_ids:
-            record.trace_id = parent_ids[0]  # Dynamo's own trace: still worth an exemplar
+        if self.tracer is None:
+            # Dynamo's own trace (when its runtime traces) still makes an exemplar, if the frontend sampled it.
+            dynamo = _dynamo_parent(context)
+            if dynamo is not None and dynamo.sampled:
+                record.trace_id = dynamo.trace_id
+            return record
+        dynamo, client = _dynamo_parent(context), _client_parent(context)
+        # Under Dynamo's trace, the client's own traceparent (if any) becomes a link, so both traces lead here.
+        link = client if dynamo is not None else None
+        span = self.tracer.start_span(
+            f"infer {model}",
+            context=parent_context(dynamo or client),
+            links=[_link(link)] if link else None,
+            start_time=self.clock.to_epoch_ns(record.start_ns),
+            attributes={"triton.model.name": model, "kserve.request.id": request_id},
+        )
+        # A span the sampler dropped records nothing; keeping no reference skips all the later span work.
+        if span.is_recording():
+            record.span = span
+            record.trace_id = format(span.get_span_context().trace_id, "032x")
         return record
 
     def decoded(self, record: RequestRecord, request: InferenceRequest, input_bytes: int, batch_size: int) -> None:
@@ -168,25 +173,33 @@ def _us(ns: int | None) -> float | None:
     return None if ns is None else ns / 1000.0
 
 
-def _trace_ids(context: Any) -> tuple[tuple[str, str] | None, tuple[str, str] | None]:
-    """(Dynamo's trace and span id, the client's traceparent ids) of a request; either may be None."""
+def _dynamo_parent(context: Any) -> TraceParent | None:
+    """The span Dynamo's runtime opened for this request, with the frontend's sampling decision; None when Dynamo
+    does not trace."""
     if context is None:
-        return None, None
-    trace_id, span_id = getattr(context, "trace_id", None), getattr(context, "span_id", None)
-    dynamo = (trace_id, span_id) if trace_id and span_id else None
-    client = None
+        return None
+    try:
+        headers = context.trace_headers()
+    except AttributeError:  # a context without W3C headers (older runtimes): ids only, taken as sampled
+        trace_id, span_id = getattr(context, "trace_id", None), getattr(context, "span_id", None)
+        return TraceParent(trace_id, span_id) if trace_id and span_id else None
+    return parse_traceparent(headers.get("traceparent")) if headers else None
+
+
+def _client_parent(context: Any) -> TraceParent | None:
+    """The ``traceparent`` the client sent as ``x-dynamo-meta-traceparent`` metadata, if any."""
     metadata = getattr(context, "metadata", None)
-    if metadata is not None:
-        try:
-            client = parse_traceparent(metadata.get("traceparent"))
-        except Exception:  # metadata is a live view over Rust state; never let it fail a request
-            logger.debug("cannot read the request's metadata", exc_info=True)
-    return dynamo, client
+    if metadata is None:
+        return None
+    try:
+        return parse_traceparent(metadata.get("traceparent"))
+    except Exception:  # metadata is a live view over Rust state; never let it fail a request
+        logger.debug("cannot read the request's metadata", exc_info=True)
+        return None
 
 
-def _link(trace_id: str, span_id: str):
+def _link(parent: TraceParent):
     from opentelemetry.trace import Link, SpanContext, TraceFlags
 
-    return Link(
-        SpanContext(int(trace_id, 16), int(span_id, 16), is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED))
-    )
+    flags = TraceFlags(TraceFlags.SAMPLED if parent.sampled else TraceFlags.DEFAULT)
+    return Link(SpanContext(int(parent.trace_id, 16), int(parent.span_id, 16), is_remote=True, trace_flags=flags))

@@ -4,6 +4,10 @@ Spans are made after the fact with explicit timestamps (Triton's trace activitie
 request), so a request's span and its ``triton.queue`` / ``triton.compute`` children carry Triton's exact times.
 Triton stamps activities with the monotonic clock; :func:`to_epoch_ns` maps them onto wall-clock time.
 
+Sampling: the SDK's standard ``OTEL_TRACES_SAMPLER`` / ``OTEL_TRACES_SAMPLER_ARG`` (``triton-dynamo up`` sets
+``parentbased_traceidratio``), and the parent's sampled flag is honoured, so the worker traces exactly the requests
+the frontend traces.
+
 Parents: Dynamo's request context when its runtime traces (``OTEL_EXPORT_ENABLED`` on the frontend and the worker);
 else a ``traceparent`` the client sent as gRPC metadata ``x-dynamo-meta-traceparent`` (Dynamo 1.6.1's KServe server
 ignores a plain ``traceparent`` but passes ``x-dynamo-meta-*`` headers on as request metadata); else a new trace.
@@ -16,6 +20,7 @@ import logging
 import os
 import time
 from collections.abc import Mapping
+from typing import NamedTuple
 
 logger = logging.getLogger(__name__)
 
@@ -75,17 +80,28 @@ class Clock:
         return monotonic_ns + self.offset_ns
 
 
-def parent_context(trace_id: str | None, span_id: str | None):
-    """An OpenTelemetry context whose current span is the remote span (``trace_id``, ``span_id`` in hex), or None."""
-    if not trace_id or not span_id:
+class TraceParent(NamedTuple):
+    """The parts of a W3C ``traceparent`` a child span needs: ids in hex and the sampled flag."""
+
+    trace_id: str
+    span_id: str
+    sampled: bool = True
+
+
+def parent_context(parent: TraceParent | None):
+    """An OpenTelemetry context whose current span is the remote span ``parent``, or None.
+
+    The sampled flag travels with it: under the parent-based sampler a request the frontend chose not to trace makes
+    no span here either, so each trace is whole or absent.
+    """
+    if parent is None:
         return None
     from opentelemetry import trace
     from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
+    flags = TraceFlags(TraceFlags.SAMPLED if parent.sampled else TraceFlags.DEFAULT)
     try:
-        span_context = SpanContext(
-            int(trace_id, 16), int(span_id, 16), is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED)
-        )
+        span_context = SpanContext(int(parent.trace_id, 16), int(parent.span_id, 16), is_remote=True, trace_flags=flags)
     except ValueError:
         return None
     if not span_context.is_valid:
@@ -93,20 +109,21 @@ def parent_context(trace_id: str | None, span_id: str | None):
     return trace.set_span_in_context(NonRecordingSpan(span_context))
 
 
-def parse_traceparent(value: str | None) -> tuple[str, str] | None:
-    """(trace id, span id) of a W3C ``traceparent`` header value, or None when it is not one.
+def parse_traceparent(value: str | None) -> TraceParent | None:
+    """The ids and sampled flag of a W3C ``traceparent`` header value, or None when it is not one.
 
     Example:
         >>> parse_traceparent("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
-        ('0af7651916cd43dd8448eb211c80319c', 'b7ad6b7169203331')
+        TraceParent(trace_id='0af7651916cd43dd8448eb211c80319c', span_id='b7ad6b7169203331', sampled=True)
     """
     if not value:
         return None
     parts = value.strip().split("-")
-    if len(parts) != 4 or len(parts[1]) != 32 or len(parts[2]) != 16:
+    if len(parts) != 4 or len(parts[1]) != 32 or len(parts[2]) != 16 or len(parts[3]) != 2:
         return None
     try:
         int(parts[1], 16), int(parts[2], 16)
+        flags = int(parts[3], 16)
     except ValueError:
         return None
-    return parts[1], parts[2]
+    return TraceParent(parts[1], parts[2], bool(flags & 0x01))

@@ -1,0 +1,131 @@
+"""The worker follows the frontend's sampling decision: end to end through a stack sampling half its requests, and
+the decision logic with the real OpenTelemetry SDK, an in-memory exporter and contexts shaped like Dynamo's."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+from triton_dynamo.telemetry.metrics import WorkerMetrics
+from triton_dynamo.telemetry.observer import RequestTelemetry
+from triton_dynamo.telemetry.tracing import TraceParent, parse_traceparent
+
+from ..e2e.processes import StackProcess, start_stack
+from .otlp import OtlpReceiver, ReceivedSpan
+from .test_tracing import send
+
+TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
+SPAN_ID = "b7ad6b7169203331"
+
+
+class DynamoContext:
+    """What the observer reads of ``dynamo.runtime.Context``: its W3C headers and the propagated metadata."""
+
+    def __init__(self, traceparent: str | None, metadata: dict | None = None) -> None:
+        self._traceparent = traceparent
+        self.metadata = metadata or {}
+
+    def trace_headers(self) -> dict | None:
+        return {"traceparent": self._traceparent} if self._traceparent else None
+
+
+@pytest.fixture(scope="module")
+def half_sampled() -> Iterator[tuple[StackProcess, OtlpReceiver]]:
+    receiver = OtlpReceiver()
+    extra = ("--otlp-endpoint", receiver.endpoint, "--trace-sample-ratio", "0.5", "--model-name", "identity")
+    stack = start_stack(Path(tempfile.mkdtemp(prefix="half-sampled-")), workers=1, extra_args=extra)
+    yield stack, receiver
+    stack.stop()
+    receiver.stop()
+
+
+def _traces(spans: list[ReceivedSpan]) -> tuple[set, set]:
+    """(traces the frontend started, traces with the worker's request span)."""
+    frontend = {s.trace_id for s in spans if s.service == "dynamo-frontend" and not s.parent_span_id}
+    worker = {s.trace_id for s in spans if s.name == "infer identity"}
+    return frontend, worker
+
+
+def test_the_worker_traces_exactly_the_requests_the_frontend_sampled(half_sampled) -> None:
+    stack, receiver = half_sampled
+    requests = 40
+    for i in range(requests):
+        send(stack, "identity", {"INPUT0": np.arange(4, dtype=np.int32)}, f"sampled-{i}")
+    receiver.wait_for(lambda spans: (lambda f, w: bool(f) and f == w)(*_traces(spans)))
+    time.sleep(6)  # past both exporters' 5 s batch delay: a late batch from either side would show here
+    frontend, worker = _traces(receiver.snapshot())
+    assert frontend == worker
+    # P(all or none of 40 sampled at 0.5) is 2e-12
+    assert 0 < len(worker) < requests
+
+
+@pytest.fixture
+def traced() -> tuple[RequestTelemetry, InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    # ratio 0 for requests without a parent: any span that appears came from the parent's decision
+    provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(0.0)))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return RequestTelemetry(WorkerMetrics(), provider.get_tracer("test")), exporter
+
+
+def _request(telemetry: RequestTelemetry, context: DynamoContext) -> str | None:
+    record = telemetry.started("identity", "r1", context)
+    telemetry.finished(record, None, 8, 1)
+    return record.trace_id
+
+
+def test_a_request_the_frontend_sampled_gets_a_child_span(traced) -> None:
+    telemetry, exporter = traced
+    assert _request(telemetry, DynamoContext(f"00-{TRACE_ID}-{SPAN_ID}-01")) == TRACE_ID
+    (span,) = exporter.get_finished_spans()
+    assert (format(span.context.trace_id, "032x"), format(span.parent.span_id, "016x")) == (TRACE_ID, SPAN_ID)
+    assert span.attributes["triton_dynamo.outcome"] == "success"
+
+
+def test_a_request_the_frontend_did_not_sample_makes_no_span_and_no_exemplar(traced) -> None:
+    telemetry, exporter = traced
+    assert _request(telemetry, DynamoContext(f"00-{TRACE_ID}-{SPAN_ID}-00")) is None
+    assert exporter.get_finished_spans() == ()
+    assert telemetry.metrics.model("identity").outcomes == {"success": 1}  # metrics count it all the same
+
+
+def test_under_dynamos_trace_the_clients_traceparent_is_a_link(traced) -> None:
+    telemetry, exporter = traced
+    client = "11111111111111111111111111111111"
+    context = DynamoContext(f"00-{TRACE_ID}-{SPAN_ID}-01", {"traceparent": f"00-{client}-2222222222222222-01"})
+    _request(telemetry, context)
+    (span,) = exporter.get_finished_spans()
+    assert [format(link.context.trace_id, "032x") for link in span.links] == [client]
+
+
+def test_without_tracer_a_sampled_dynamo_trace_still_makes_an_exemplar() -> None:
+    telemetry = RequestTelemetry(WorkerMetrics())
+    assert _request(telemetry, DynamoContext(f"00-{TRACE_ID}-{SPAN_ID}-01")) == TRACE_ID
+    assert _request(telemetry, DynamoContext(f"00-{TRACE_ID}-{SPAN_ID}-00")) is None
+    assert _request(telemetry, DynamoContext(None)) is None
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (f"00-{TRACE_ID}-{SPAN_ID}-01", TraceParent(TRACE_ID, SPAN_ID, True)),
+        (f"00-{TRACE_ID}-{SPAN_ID}-00", TraceParent(TRACE_ID, SPAN_ID, False)),
+        (f" 00-{TRACE_ID}-{SPAN_ID}-03 ", TraceParent(TRACE_ID, SPAN_ID, True)),
+        (f"00-{TRACE_ID}-{SPAN_ID}", None),
+        (f"00-{TRACE_ID[:-1]}x-{SPAN_ID}-01", None),
+        (f"00-{TRACE_ID}-{SPAN_ID}-1", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_parse_traceparent(value: str | None, expected: TraceParent | None) -> None:
+    assert parse_traceparent(value) == expected
