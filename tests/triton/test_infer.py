@@ -653,9 +653,12 @@ async def test_cancelling_many_streams_at_once(triton_server: Server) -> None:
 
 
 async def test_traced_requests_refused_by_a_full_queue_fail_cleanly(triton_server: Server) -> None:
-    """More requests than 'slow' queues (32) and executes (2): Triton refuses the rest in ServerInferAsync itself,
-    after attaching their traces; the binding must neither free those traces twice nor leave anything pending."""
+    """More requests than 'slow' queues and executes: Triton refuses the rest in ServerInferAsync itself, after
+    attaching their traces; the binding must neither free those traces twice nor leave anything pending."""
     model = triton_server.model("slow")
+    config = model.config()
+    # At least a full queue is served; how many instances take before the rest arrive depends on thread timing.
+    queued = int(config["dynamic_batching"]["default_queue_policy"]["max_queue_size"])
 
     async def one() -> str:
         try:
@@ -667,7 +670,7 @@ async def test_traced_requests_refused_by_a_full_queue_fail_cleanly(triton_serve
             return "refused"
 
     outcomes = await asyncio.gather(*(one() for _ in range(100)))
-    assert outcomes.count("served") >= 34 and outcomes.count("refused") > 0
+    assert outcomes.count("served") >= queued and outcomes.count("refused") > 0
     deadline = time.monotonic() + 5
     while infer.pending_count() and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
