@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import psutil
 import tritonclient.grpc as grpcclient
 import tritonclient.grpc.aio as grpcaio
 
@@ -159,6 +160,25 @@ def start_floor(workdir: Path) -> tuple[list[subprocess.Popen], str]:
     return [frontend, worker], url
 
 
+def worker_process(procs: list[subprocess.Popen]) -> psutil.Process:
+    """The process that serves requests behind a path's frontend: the worker `up` started, or the echo worker."""
+    for proc in procs:
+        for candidate in [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]:
+            cmdline = candidate.cmdline()
+            if "worker" in cmdline or any(arg.endswith("echo_worker.py") for arg in cmdline):
+                return candidate
+    raise RuntimeError("no worker process found")
+
+
+def cpu_s(process: psutil.Process) -> float:
+    """User plus system CPU seconds of a worker and its children (Triton's python backend stubs among them)."""
+    total = 0.0
+    for member in [process, *process.children(recursive=True)]:
+        times = member.cpu_times()
+        total += times.user + times.system
+    return total
+
+
 def sequential(url: str, data: np.ndarray, n: int) -> list[float]:
     client = grpcclient.InferenceServerClient(url)
     samples = []
@@ -218,6 +238,7 @@ def main() -> None:
         procs.append(start_triton_binary([MODEL], triton_port))
         wait_for_port(triton_port)
         urls = {"stack": stack_url, "floor": floor_url, "triton_grpc": f"127.0.0.1:{triton_port}"}
+        workers = {"stack": worker_process(stack_procs), "floor": worker_process(floor_procs)}
         if args.telemetry_variants:
             sink = OtlpSink()
             extra = start_stack(workdir, "stack_no_telemetry", extra_env={"TRITON_DYNAMO_TELEMETRY": "false"})
@@ -225,6 +246,7 @@ def main() -> None:
             traced = start_stack(workdir, "stack_traced", extra_args=("--otlp-endpoint", sink.endpoint))
             procs += traced[0]
             urls.update(stack_no_telemetry=extra[1], stack_traced=traced[1])
+            workers.update(stack_no_telemetry=worker_process(extra[0]), stack_traced=worker_process(traced[0]))
 
         results: dict = {
             "model": MODEL,
@@ -244,9 +266,14 @@ def main() -> None:
                     seq[path] += sequential(urls[path], data, args.requests // 2)
             case: dict = {}
             for path in paths:
+                cpu_before = cpu_s(workers[path]) if path in workers else None
                 rate, conc = asyncio.run(concurrent(urls[path], data, args.seconds, args.concurrency))
                 c1, c32 = percentiles_us(seq[path]), percentiles_us(conc)
                 case[path] = {"c1": c1, "c32": {**c32, "throughput_rps": rate}}
+                if cpu_before is not None:
+                    # CPU per request resolves a few µs where latency on a shared 2-core machine moves by 10 %
+                    worker_cpu_s = cpu_s(workers[path]) - cpu_before
+                    case[path]["c32"]["worker_cpu_us_per_request"] = 1e6 * worker_cpu_s / len(conc)
             floor = case["floor"]
             for path in paths:
                 c = case[path]
@@ -264,6 +291,7 @@ def main() -> None:
                         c["c32"]["throughput_rps"],
                         c["c32"]["p50_us"],
                         c["c32"]["p99_us"],
+                        c["c32"].get("worker_cpu_us_per_request", "-"),
                         f"{c['ratio_to_floor']['p50_c1']:.2f}",
                         f"{c['ratio_to_floor']['throughput_c32']:.2f}",
                     ]
@@ -288,6 +316,7 @@ def main() -> None:
             f"req/s @{args.concurrency}",
             f"p50 us @{args.concurrency}",
             f"p99 us @{args.concurrency}",
+            "worker CPU us/req",
             "p50/floor",
             "req/s / floor",
         ],
@@ -306,11 +335,16 @@ def main() -> None:
         for size in ("16", "150528"):
             case = results["cases"][size]
             base = case["stack_no_telemetry"]
+            base_cpu = base["c32"]["worker_cpu_us_per_request"]
             for variant in ("stack", "stack_traced"):
                 p50 = case[variant]["c1"]["p50_us"] / base["c1"]["p50_us"] - 1
                 rate = case[variant]["c32"]["throughput_rps"] / base["c32"]["throughput_rps"] - 1
+                cpu = case[variant]["c32"]["worker_cpu_us_per_request"]
                 label = "metrics only (tracing off)" if variant == "stack" else "tracing on"
-                print(f"telemetry cost, {size} elements, {label}: p50 {100 * p50:+.1f}%, throughput {100 * rate:+.1f}%")
+                print(
+                    f"telemetry cost, {size} elements, {label}: p50 {100 * p50:+.1f}%, throughput {100 * rate:+.1f}%, "
+                    f"worker CPU {cpu:.0f} vs {base_cpu:.0f} us/request ({100 * (cpu / base_cpu - 1):+.1f}%)"
+                )
     print("written:", write_results("stack", results))
 
 

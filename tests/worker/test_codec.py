@@ -138,6 +138,9 @@ def test_decoding_never_fails_but_with_invalid_input(case) -> None:
     assert data_type == triton_type and array.dtype == np.dtype(dtype) and list(array.shape) == shape
     expected = np.array(payload["data"]["values"], dtype=np.float64 if array.dtype.kind == "f" else object)
     if array.dtype.kind == "f":
-        np.testing.assert_array_equal(array.astype(np.float64).reshape(-1), expected.astype(array.dtype))
+        # a value beyond FP16/FP32 range is inf after the decoder's cast, and after this one too
+        with np.errstate(over="ignore"):
+            narrowed = expected.astype(array.dtype)
+        np.testing.assert_array_equal(array.astype(np.float64).reshape(-1), narrowed)
     else:
         assert [int(v) for v in array.reshape(-1)] == [int(v) for v in expected]
