@@ -80,6 +80,7 @@ def test_restart_under_load_recovers_by_itself(infra, which: str, down_s: float)
     time.sleep(2)
     outcomes = load.stop()
     restarts = [line for line in stack.lines[seen:] if "exited with" in line]
+    late_revokes = [line for line in stack.lines[seen:] if "once etcd was back" in line]
     after = [o for o in outcomes if o.sent_s >= faulted]
     failed = failures(after)
     recovered_s = max((o.done_s for o in failed), default=faulted) - faulted
@@ -91,6 +92,7 @@ def test_restart_under_load_recovers_by_itself(infra, which: str, down_s: float)
             "failed": len(failed),
             "failures seen until s after the fault": round(recovered_s, 2),
             "Dynamo processes that exited and were restarted": len(restarts),
+            "dead workers' leases revoked once etcd was back": len(late_revokes),
         },
     )
     # Once serving again, it stays so: no failure among the steady load's requests sent after that.

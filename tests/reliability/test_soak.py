@@ -33,6 +33,7 @@ def sample(pids: list[int]) -> dict[str, int]:
     }
 
 
+@pytest.mark.timeout(900)  # the --long variant loads for ten minutes, past the suite's 300 s per test
 def test_soak_at_70_percent(soak_stack: StackProcess, long_run: bool) -> None:
     seconds = 600.0 if long_run else 60.0
     pids = stack_pids(soak_stack)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -42,8 +43,13 @@ def forget_in_file_store(store: Path, instance: int) -> int:
     return removed
 
 
-def revoke_etcd_lease(endpoints: str, instance: int, timeout_s: float = 2.0) -> bool:
-    """Revoke the etcd lease ``instance`` (deleting every key attached to it) through etcd's v3 JSON gateway."""
+def revoke_etcd_lease(endpoints: str, instance: int, timeout_s: float = 2.0) -> bool | None:
+    """Revoke the etcd lease ``instance`` (deleting every key attached to it) through etcd's v3 JSON gateway.
+
+    True when revoked, False when etcd does not know the lease (expired, or revoked already), None when etcd cannot be
+    reached: then the records outlive the worker, and the caller should try again once etcd is back (a restarted etcd
+    restores its leases with their whole TTL, so a dead worker's records would stay routable that long).
+    """
     endpoint = endpoints.split(",")[0].strip().rstrip("/")
     request = urllib.request.Request(
         f"{endpoint}/v3/lease/revoke",
@@ -53,6 +59,9 @@ def revoke_etcd_lease(endpoints: str, instance: int, timeout_s: float = 2.0) -> 
     try:
         with urllib.request.urlopen(request, timeout=timeout_s):
             return True
-    except OSError as exc:  # an expired or unknown lease answers 404: nothing left to remove
+    except urllib.error.HTTPError as exc:  # an expired or unknown lease answers 404: nothing left to remove
         logger.debug("revoking lease %x at %s: %s", instance, endpoint, exc)
         return False
+    except OSError as exc:
+        logger.debug("etcd at %s unreachable for revoking lease %x: %s", endpoint, instance, exc)
+        return None

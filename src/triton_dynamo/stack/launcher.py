@@ -9,6 +9,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -37,6 +38,9 @@ def ready_file(state_dir: Path, index: int) -> Path:
 # Dynamo 1.6.1's frontend sizes its Tokio runtime by the core count; with 2 threads (a 2-core machine) it stopped
 # answering, for good, when two workers registered at the same moment in etcd + NATS mode. 4 threads did not.
 FRONTEND_RUNTIME_THREADS = "4"
+# How long a dead worker's etcd lease is retried while etcd is unreachable (a restarted etcd restores it whole)
+ETCD_RETRY_S = 300.0
+ETCD_RETRY_INTERVAL_S = 1.0
 
 
 def build_specs(config: StackConfig, state_dir: Path, environ: Mapping[str, str] = os.environ) -> list[ProcessSpec]:
@@ -169,6 +173,7 @@ class Stack:
         self.models: list[str] = []
         self.ready = asyncio.Event()
         self._stop = asyncio.Event()
+        self._retries: set[asyncio.Task] = set()
 
     def _event(self, message: str) -> None:
         self.announce(f"triton-dynamo: {message}")
@@ -185,8 +190,26 @@ class Stack:
             self._event(f"{child.spec.name}: removed {removed} discovery record(s) of instance {instance:x}")
         else:
             endpoints = os.environ.get("ETCD_ENDPOINTS", "http://localhost:2379")
-            if await asyncio.to_thread(revoke_etcd_lease, endpoints, instance):
+            revoked = await asyncio.to_thread(revoke_etcd_lease, endpoints, instance)
+            if revoked:
                 self._event(f"{child.spec.name}: revoked etcd lease {instance:x}")
+            elif revoked is None:
+                # etcd is away (often the very reason the worker exited): revoke once it is back, without holding
+                # up the worker's restart
+                task = asyncio.create_task(self._revoke_when_back(child.spec.name, endpoints, instance))
+                self._retries.add(task)
+                task.add_done_callback(self._retries.discard)
+
+    async def _revoke_when_back(self, name: str, endpoints: str, instance: int) -> None:
+        deadline = time.monotonic() + ETCD_RETRY_S
+        while time.monotonic() < deadline:
+            await asyncio.sleep(ETCD_RETRY_INTERVAL_S)
+            revoked = await asyncio.to_thread(revoke_etcd_lease, endpoints, instance)
+            if revoked is not None:
+                if revoked:
+                    self._event(f"{name}: revoked etcd lease {instance:x} once etcd was back")
+                return
+        logger.warning("etcd unreachable for %.0f s: lease %x of dead %s left to expire", ETCD_RETRY_S, instance, name)
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -218,6 +241,8 @@ class Stack:
             if failed.done() and not stop.done():
                 raise TritonDynamoError("a process of the stack keeps failing; stopping", status=Status.UNAVAILABLE)
         finally:
+            for task in list(self._retries):
+                task.cancel()
             self.announce("triton-dynamo: stopping")
             workers = [worker_name(i) for i in range(self.config.workers)]
             # Workers drain first, while the frontend still answers; Prometheus (if any) goes last with the rest.
