@@ -57,6 +57,10 @@ def test_soak_at_70_percent(soak_stack: StackProcess, long_run: bool) -> None:
     peak_rss = max(s["rss"] for t, s in samples if t >= WARM_UP_S)
     failed = [e for _, e in results if e]
     growth = (end["rss"] - warm["rss"]) / warm["rss"]
+    broken = [f"{len(failed)} failed"] if failed else []
+    broken += [f"RSS grew {100 * growth:.1f} % (bound 5 %)"] if growth >= 0.05 else []
+    broken += ["fds grew"] if end["fds"] > warm["fds"] + 4 else []
+    broken += ["threads grew"] if end["threads"] > warm["threads"] + 4 else []
     record_figure(
         "soak",
         f"70% of capacity ({0.7 * CAPACITY_RPS:.0f} requests/s to 'slow') for {seconds:.0f} s",
@@ -69,6 +73,7 @@ def test_soak_at_70_percent(soak_stack: StackProcess, long_run: bool) -> None:
             "peak after warm-up MB": round(peak_rss / 2**20),
             "fds after warm-up / end": f"{warm['fds']} / {end['fds']}",
             "threads after warm-up / end": f"{warm['threads']} / {end['threads']}",
+            "bounds": "held" if not broken else "NOT held: " + "; ".join(broken),
         },
     )
     assert failed == [], failed[:3]
