@@ -79,6 +79,17 @@ def start_triton_binary(models: list[str], grpc_port: int) -> subprocess.Popen:
     return proc
 
 
+def stop_processes(procs: list[subprocess.Popen], timeout_s: float = 30.0) -> None:
+    """SIGTERM to all, then SIGKILL to any still running after ``timeout_s``."""
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
 def write_results(name: str, results: dict) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"

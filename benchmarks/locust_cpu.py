@@ -23,7 +23,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from _common import ROOT, write_results
+from _common import ROOT, stop_processes, write_results
 from stack import MODEL, ports, start_floor
 
 TARGET_US = 500.0
@@ -120,13 +120,7 @@ def main() -> None:
         procs, url = start_floor(workdir)
         result = run_locust(url, args, workdir)
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_processes(procs)
         shutil.rmtree(workdir, ignore_errors=True)
 
     per_request = result["steady_cpu_us_per_request"]

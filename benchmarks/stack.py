@@ -35,6 +35,7 @@ from _common import (
     percentiles_us,
     print_table,
     start_triton_binary,
+    stop_processes,
     wait_for_port,
     write_results,
 )
@@ -298,13 +299,7 @@ def main() -> None:
                 )
             results["cases"][str(size)] = case
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_processes(procs)
         shutil.rmtree(workdir, ignore_errors=True)
 
     print_table(

@@ -19,7 +19,15 @@ import tritonclient.grpc as grpcclient
 import tritonclient.grpc.aio as grpcaio
 import uvloop
 
-from _common import MODEL_REPO, free_port, percentiles_us, print_table, start_triton_binary, write_results
+from _common import (
+    MODEL_REPO,
+    free_port,
+    percentiles_us,
+    print_table,
+    start_triton_binary,
+    stop_processes,
+    write_results,
+)
 from triton_dynamo.triton import Options, Server
 
 MODEL = "identity_fp32"
@@ -135,8 +143,7 @@ async def main() -> None:
                 [size, "ratio in-process/gRPC", case["ratio_p50"], "", case["ratio_p99"], case["ratio_throughput"]]
             )
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        stop_processes([proc])
         await asyncio.to_thread(server.stop)
     print_table(["elements", "path", "p50 us", "p90 us", "p99 us", f"req/s @{args.concurrency}"], rows)
     print(

@@ -67,6 +67,17 @@ def binary(name: str) -> str:
     return found
 
 
+def stop_process(proc: subprocess.Popen, timeout_s: float = 20) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within ``timeout_s``."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 @dataclass
 class Service:
     """One background process with its log; :meth:`restart` runs the same command again."""
@@ -84,13 +95,7 @@ class Service:
         wait_for_port(self.port, 30, self.proc)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
 
 
 def start_etcd(workdir: Path) -> Service:

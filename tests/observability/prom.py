@@ -17,6 +17,8 @@ import pytest
 
 from triton_dynamo.stack.prometheus import find_prometheus, prometheus_command, render_local_config
 
+from ..e2e.processes import stop_process
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS_DIR = REPO_ROOT / "services" / "prometheus"
 RULES_DIR = PROMETHEUS_DIR / "rules"
@@ -89,13 +91,7 @@ class Prometheus:
         return self.api("/api/v1/query_exemplars", query=expr, start=f"{start:.3f}", end=f"{end:.3f}")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
 
 
 def start_prometheus(
