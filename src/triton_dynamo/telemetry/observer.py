@@ -80,12 +80,8 @@ class RequestTelemetry:
         """The request passed its checks and goes to Triton; asks for Triton's timestamps when it is traced."""
         record.request_id, record.input_bytes, record.batch_size = request.request_id, input_bytes, batch_size
         record.stats.input_bytes += input_bytes
-        record.attributes.update(
-            {
-                "triton.batch_size": batch_size,
-                "triton_dynamo.input.bytes": input_bytes,
-            }
-        )
+        if record.span is not None:  # attributes go only to spans: an unsampled request skips them
+            record.attributes.update({"triton.batch_size": batch_size, "triton_dynamo.input.bytes": input_bytes})
         if request.trace:
             record.awaiting_timestamps = True
             request.on_trace = lambda timestamps: self._timestamps(record, timestamps)
