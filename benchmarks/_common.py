@@ -41,8 +41,26 @@ def wait_for_port(port: int, timeout_s: float = 60.0, proc: subprocess.Popen | N
     raise TimeoutError(f"port {port} did not open within {timeout_s} s")
 
 
-def start_triton_binary(models: list[str], grpc_port: int) -> subprocess.Popen:
-    """The wheel's own ``tritonserver`` on this repository, gRPC only, on loopback."""
+def native_identity_repo(directory: Path) -> Path:
+    """A model repository whose identity_fp32 runs in the native backend of ``native_identity/identity.c``.
+
+    The model's config is the sample repository's with only its backend changed, and the backend library sits in
+    the model's directory, where Triton looks for it first: no backend directory to install into.
+    """
+    from triton_dynamo.triton._build_shim import compile_shim
+
+    model_dir = directory / "identity_fp32"
+    (model_dir / "1").mkdir(parents=True, exist_ok=True)
+    config = (MODEL_REPO / "identity_fp32" / "config.pbtxt").read_text()
+    if 'backend: "python"' not in config:
+        raise RuntimeError("identity_fp32's config no longer names the python backend: update native_identity_repo")
+    (model_dir / "config.pbtxt").write_text(config.replace('backend: "python"', 'backend: "td_identity"'))
+    compile_shim(model_dir / "libtriton_td_identity.so", source=ROOT / "benchmarks" / "native_identity" / "identity.c")
+    return directory
+
+
+def start_triton_binary(models: list[str], grpc_port: int, repository: Path = MODEL_REPO) -> subprocess.Popen:
+    """The wheel's own ``tritonserver`` on a repository (the sample models by default), gRPC only, on loopback."""
     from triton_dynamo.triton.locate import find_installation, prepare_child_environment
 
     install = find_installation()
@@ -53,7 +71,7 @@ def start_triton_binary(models: list[str], grpc_port: int) -> subprocess.Popen:
     args = [
         str(binary),
         "--model-repository",
-        str(MODEL_REPO),
+        str(repository),
         "--backend-directory",
         str(install.backend_directory),
         "--model-control-mode",

@@ -1,6 +1,8 @@
 """Through the stack against Dynamo's own floor and Triton's own gRPC endpoint, measured in one run.
 
-Paths, each serving identity_fp32 (FP32, dims [-1]):
+Paths, each serving identity_fp32 (FP32, dims [-1]), by default in a native identity backend built from
+benchmarks/native_identity/identity.c (`--backend python`: the sample repository's python-backend model, whose stub
+process costs ~200 us per request of IPC on its own):
   stack        Dynamo frontend + one triton-dynamo worker (Triton in-process)      -- `triton-dynamo up --workers 1`
   floor        Dynamo frontend + one worker that echoes its input without Triton  -- Dynamo's own cost
   triton_grpc  the wheel's tritonserver binary, its own gRPC endpoint
@@ -8,7 +10,7 @@ For 16 and 150528 elements: p50/p90/p99 of sequential requests (concurrency 1) a
 concurrency 32 (tritonclient aio). Halves of each measurement are interleaved across paths so that drift in machine
 load hits all alike. Writes benchmarks/results/stack.json and prints the ratios to the floor.
 
-    uv run python benchmarks/stack.py [--requests 1000] [--seconds 5]
+    uv run python benchmarks/stack.py [--requests 1000] [--seconds 5] [--backend native|python]
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from _common import (
     MODEL_REPO,
     ROOT,
     OtlpSink,
+    native_identity_repo,
     percentiles_us,
     print_table,
     start_triton_binary,
@@ -75,7 +78,11 @@ def wait_ready(url: str, proc: subprocess.Popen, timeout_s: float = 120) -> None
 
 
 def start_stack(
-    workdir: Path, name: str = "stack", extra_args: tuple[str, ...] = (), extra_env: dict | None = None
+    workdir: Path,
+    name: str = "stack",
+    extra_args: tuple[str, ...] = (),
+    extra_env: dict | None = None,
+    repository: Path = MODEL_REPO,
 ) -> tuple[list[subprocess.Popen], str]:
     grpc_port, metrics_port, worker_port, worker_metrics_port = ports(4)
     env = {**os.environ, "DYN_TCP_RPC_HOST": "127.0.0.1", **(extra_env or {})}
@@ -91,7 +98,7 @@ def start_stack(
                 "--model-name",
                 MODEL,
                 "--model-repository",
-                str(MODEL_REPO),
+                str(repository),
                 "--grpc-port",
                 str(grpc_port),
                 "--metrics-port",
@@ -114,7 +121,7 @@ def start_stack(
     return [proc], url
 
 
-def start_floor(workdir: Path) -> tuple[list[subprocess.Popen], str]:
+def start_floor(workdir: Path, repository: Path = MODEL_REPO) -> tuple[list[subprocess.Popen], str]:
     grpc_port, metrics_port = ports(2)
     env = {
         **os.environ,
@@ -150,7 +157,7 @@ def start_floor(workdir: Path) -> tuple[list[subprocess.Popen], str]:
                 "--output",
                 "OUTPUT0",
                 "--config",
-                str(MODEL_REPO / MODEL / "config.pbtxt"),
+                str(repository / MODEL / "config.pbtxt"),
             ],
             env=env,
             stdout=log,
@@ -225,32 +232,44 @@ def main() -> None:
         action="store_true",
         help="also measure the stack with the worker's telemetry off, and with tracing on (spans to an OTLP sink)",
     )
+    parser.add_argument(
+        "--backend",
+        choices=("native", "python"),
+        default="native",
+        help="the backend identity_fp32 runs in: native (benchmarks/native_identity) or Triton's python backend",
+    )
     args = parser.parse_args()
     paths = PATHS + (("stack_no_telemetry", "stack_traced") if args.telemetry_variants else ())
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-stack-"))
+    repo = native_identity_repo(workdir / "model_repo") if args.backend == "native" else MODEL_REPO
     procs: list[subprocess.Popen] = []
     try:
-        stack_procs, stack_url = start_stack(workdir)
+        stack_procs, stack_url = start_stack(workdir, repository=repo)
         procs += stack_procs
-        floor_procs, floor_url = start_floor(workdir)
+        floor_procs, floor_url = start_floor(workdir, repo)
         procs += floor_procs
         triton_port = ports(1)[0]
-        procs.append(start_triton_binary([MODEL], triton_port))
+        procs.append(start_triton_binary([MODEL], triton_port, repo))
         wait_for_port(triton_port)
         urls = {"stack": stack_url, "floor": floor_url, "triton_grpc": f"127.0.0.1:{triton_port}"}
         workers = {"stack": worker_process(stack_procs), "floor": worker_process(floor_procs)}
         if args.telemetry_variants:
             sink = OtlpSink()
-            extra = start_stack(workdir, "stack_no_telemetry", extra_env={"TRITON_DYNAMO_TELEMETRY": "false"})
+            extra = start_stack(
+                workdir, "stack_no_telemetry", extra_env={"TRITON_DYNAMO_TELEMETRY": "false"}, repository=repo
+            )
             procs += extra[0]
-            traced = start_stack(workdir, "stack_traced", extra_args=("--otlp-endpoint", sink.endpoint))
+            traced = start_stack(
+                workdir, "stack_traced", extra_args=("--otlp-endpoint", sink.endpoint), repository=repo
+            )
             procs += traced[0]
             urls.update(stack_no_telemetry=extra[1], stack_traced=traced[1])
             workers.update(stack_no_telemetry=worker_process(extra[0]), stack_traced=worker_process(traced[0]))
 
         results: dict = {
             "model": MODEL,
+            "backend": args.backend,
             "requests": args.requests,
             "seconds": args.seconds,
             "concurrency": args.concurrency,
@@ -340,7 +359,7 @@ def main() -> None:
                     f"telemetry cost, {size} elements, {label}: p50 {100 * p50:+.1f}%, throughput {100 * rate:+.1f}%, "
                     f"worker CPU {cpu:.0f} vs {base_cpu:.0f} us/request ({100 * (cpu / base_cpu - 1):+.1f}%)"
                 )
-    print("written:", write_results("stack", results))
+    print("written:", write_results("stack" if args.backend == "native" else "stack_python", results))
 
 
 if __name__ == "__main__":
