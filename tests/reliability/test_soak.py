@@ -25,9 +25,10 @@ def soak_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackProces
     stack.stop()
 
 
-def sample(pids: list[int]) -> dict[str, int]:
+def sample(pids: list[int]) -> dict:
     return {
         "rss": sum(rss_bytes(p) for p in pids),
+        "rss_each": [rss_bytes(p) for p in pids],
         "fds": sum(open_fds(p) for p in pids),
         "threads": sum(threads(p) for p in pids),
     }
@@ -71,6 +72,9 @@ def test_soak_at_70_percent(soak_stack: StackProcess, long_run: bool) -> None:
             "RSS at the end MB": round(end["rss"] / 2**20),
             "growth %": round(100 * growth, 2),
             "peak after warm-up MB": round(peak_rss / 2**20),
+            "frontend, workers after warm-up -> end MB": ", ".join(
+                f"{w // 2**20}->{e // 2**20}" for w, e in zip(warm["rss_each"], end["rss_each"], strict=True)
+            ),
             "fds after warm-up / end": f"{warm['fds']} / {end['fds']}",
             "threads after warm-up / end": f"{warm['threads']} / {end['threads']}",
             "bounds": "held" if not broken else "NOT held: " + "; ".join(broken),
