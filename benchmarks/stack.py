@@ -7,8 +7,8 @@ process costs ~200 us per request of IPC on its own):
   floor        Dynamo frontend + one worker that echoes its input without Triton  -- Dynamo's own cost
   triton_grpc  the wheel's tritonserver binary, its own gRPC endpoint
 For 16 and 150528 elements: p50/p90/p99 of sequential requests (concurrency 1) and throughput with p50/p99 at
-concurrency 32 (tritonclient aio). Halves of each measurement are interleaved across paths so that drift in machine
-load hits all alike. Writes benchmarks/results/stack.json and prints the ratios to the floor.
+concurrency 32 (tritonclient aio). Parts of each measurement (--rounds, 2 by default) are interleaved across paths so
+that drift in machine load hits all alike. Writes benchmarks/results/stack.json and prints the ratios to the floor.
 
     uv run python benchmarks/stack.py [--requests 1000] [--seconds 5] [--backend native|python]
 """
@@ -225,8 +225,14 @@ async def concurrent(url: str, data: np.ndarray, seconds: float, concurrency: in
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=1000, help="sequential requests per path and size")
-    parser.add_argument("--seconds", type=float, default=5.0, help="duration of each concurrency-32 run")
+    parser.add_argument("--seconds", type=float, default=5.0, help="seconds at concurrency 32 per path and size")
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=2,
+        help="split each measurement into this many parts, interleaved across the paths (more: less drift)",
+    )
     parser.add_argument(
         "--telemetry-variants",
         action="store_true",
@@ -272,6 +278,7 @@ def main() -> None:
             "backend": args.backend,
             "requests": args.requests,
             "seconds": args.seconds,
+            "rounds": args.rounds,
             "concurrency": args.concurrency,
             "cases": {},
         }
@@ -281,19 +288,28 @@ def main() -> None:
             seq: dict[str, list[float]] = {p: [] for p in paths}
             for path in paths:
                 sequential(urls[path], data, max(20, args.requests // 10))  # warm-up
-            for _ in range(2):
+            for _ in range(args.rounds):
                 for path in paths:
-                    seq[path] += sequential(urls[path], data, args.requests // 2)
+                    seq[path] += sequential(urls[path], data, args.requests // args.rounds)
+            conc: dict[str, list[float]] = {p: [] for p in paths}
+            conc_s = dict.fromkeys(paths, 0.0)
+            worker_cpu_s = dict.fromkeys(workers, 0.0)
+            for _ in range(args.rounds):
+                for path in paths:
+                    cpu_before = cpu_s(workers[path]) if path in workers else None
+                    t0 = time.perf_counter()
+                    _, samples = asyncio.run(concurrent(urls[path], data, args.seconds / args.rounds, args.concurrency))
+                    conc_s[path] += time.perf_counter() - t0
+                    conc[path] += samples
+                    if cpu_before is not None:
+                        worker_cpu_s[path] += cpu_s(workers[path]) - cpu_before
             case: dict = {}
             for path in paths:
-                cpu_before = cpu_s(workers[path]) if path in workers else None
-                rate, conc = asyncio.run(concurrent(urls[path], data, args.seconds, args.concurrency))
-                c1, c32 = percentiles_us(seq[path]), percentiles_us(conc)
-                case[path] = {"c1": c1, "c32": {**c32, "throughput_rps": rate}}
-                if cpu_before is not None:
+                c1, c32 = percentiles_us(seq[path]), percentiles_us(conc[path])
+                case[path] = {"c1": c1, "c32": {**c32, "throughput_rps": len(conc[path]) / conc_s[path]}}
+                if path in workers:
                     # CPU per request resolves a few µs where latency on a shared 2-core machine moves by 10 %
-                    worker_cpu_s = cpu_s(workers[path]) - cpu_before
-                    case[path]["c32"]["worker_cpu_us_per_request"] = 1e6 * worker_cpu_s / len(conc)
+                    case[path]["c32"]["worker_cpu_us_per_request"] = 1e6 * worker_cpu_s[path] / len(conc[path])
             floor = case["floor"]
             for path in paths:
                 c = case[path]
