@@ -411,6 +411,27 @@ async def test_trace_timestamps_of_a_decoupled_request(triton_server: Server) ->
     assert_trace_complete(request.timestamps, before, after)
 
 
+async def test_every_traced_request_reports_its_trace_once(triton_server: Server) -> None:
+    # Triton releases a trace on its own threads or inside the binding's delete calls on the loop (then with no
+    # event): either way each request's callback runs once, with every timestamp, and nothing stays pending.
+    model = triton_server.model("identity_fp32")
+    seen: dict[int, list[TraceTimestamps]] = {}
+
+    async def one(index: int) -> None:
+        request = model.create_request(inputs={"INPUT0": np.full(4, index, np.float32)}, trace=True)
+        request.on_trace = lambda timestamps: seen.setdefault(index, []).append(timestamps)
+        assert len([r async for r in model.async_infer(request)]) == 1
+
+    before = time.monotonic_ns()
+    await asyncio.gather(*(one(i) for i in range(200)))
+    await wait_until_idle()
+    after = time.monotonic_ns()
+    assert sorted(seen) == list(range(200))
+    for reports in seen.values():
+        assert len(reports) == 1
+        assert_trace_complete(reports[0], before, after)
+
+
 async def test_no_trace_unless_asked(triton_server: Server) -> None:
     model = triton_server.model("identity_fp32")
     request = model.create_request(inputs={"INPUT0": np.arange(5, dtype=np.float32)})

@@ -57,6 +57,7 @@ typedef struct {
   td_event* buf;
   size_t cap, head, count;
   int efd;
+  pthread_t reader; /* the event loop's thread, which created the channel and drains it */
 } td_channel;
 
 typedef struct {
@@ -102,6 +103,7 @@ TD_EXPORT td_channel* td_channel_new(void) {
     return NULL;
   }
   pthread_mutex_init(&ch->mu, NULL);
+  ch->reader = pthread_self();
   return ch;
 }
 
@@ -170,7 +172,7 @@ TD_EXPORT void td_call_free(td_call* call) { free(call); }
 
 /* Whether Triton already released the request's trace: after a failed ServerInferAsync, Triton has released it if
  * it got as far as attaching it to the request, and the caller still owns it otherwise. */
-TD_EXPORT int td_call_trace_released(td_call* call) { return call->trace_released; }
+TD_EXPORT int td_call_trace_released(td_call* call) { return __atomic_load_n(&call->trace_released, __ATOMIC_ACQUIRE); }
 
 /* TRITONSERVER_InferenceResponseCompleteFn_t */
 TD_EXPORT void td_on_response(void* response, uint32_t flags, void* userp) {
@@ -190,14 +192,18 @@ TD_EXPORT void td_on_trace_activity(void* trace, int activity, uint64_t timestam
   if (trace == call->trace && activity >= 0 && activity < TD_TRACE_ACTIVITIES) call->ts[activity] = timestamp_ns;
 }
 
-/* TRITONSERVER_InferenceTraceReleaseFn_t: takes ownership of each trace, root and children. */
+/* TRITONSERVER_InferenceTraceReleaseFn_t: takes ownership of each trace, root and children.
+ *
+ * Triton mostly releases the root trace inside the response or request delete that Python makes on the loop
+ * thread. No event then: Python checks td_call_trace_released right after its delete calls, and an event would cost
+ * the loop one more wake-up per request for nothing. From any other thread, the event tells Python as before. */
 TD_EXPORT void td_on_trace_release(void* trace, void* userp) {
   td_call* call = userp;
   int root = trace == call->trace;
   g_trace_delete(trace);
   if (root) {
-    call->trace_released = 1;
-    push(call->ch, call->handle, trace, TD_EV_TRACE_RELEASE, 0);
+    __atomic_store_n(&call->trace_released, 1, __ATOMIC_RELEASE); /* after the timestamps it guards */
+    if (!pthread_equal(pthread_self(), call->ch->reader)) push(call->ch, call->handle, trace, TD_EV_TRACE_RELEASE, 0);
   }
 }
 

@@ -177,6 +177,7 @@ class _Call:
             finally:
                 _api.InferenceResponseDelete(response)
         self.final = self.final or final
+        self._check_trace()
         self._wake()
         self._finish_if_done()
 
@@ -184,10 +185,22 @@ class _Call:
         self.released = True
         _api.InferenceRequestDelete(self.request)
         self.inputs = None
+        self._check_trace()
         self._wake()
         self._finish_if_done()
 
+    def _check_trace(self) -> None:
+        # A trace Triton released inside the delete we just made, on this thread, comes with no event (see the shim).
+        if not self.trace_done and self.cptr is not None and _shim.call_trace_released(self.cptr):
+            self._read_trace()
+
     def on_trace_release(self) -> None:
+        if not self.trace_done:  # unless a delete on this thread already saw the release
+            self._read_trace()
+        self._wake()
+        self._finish_if_done()
+
+    def _read_trace(self) -> None:
         values = (c_uint64 * C.TRACE_ACTIVITIES).from_address(_shim.call_timestamps(self.cptr))
         for field, value in zip(_TIMESTAMP_FIELDS, values, strict=False):
             if value:
@@ -198,8 +211,6 @@ class _Call:
                 self.on_trace(self.timestamps)
             except Exception:
                 logger.exception("trace callback failed")
-        self._wake()
-        self._finish_if_done()
 
     def cancel(self) -> None:
         """Ask Triton to stop work on the request; runs on the loop thread, where the request is deleted, so the
