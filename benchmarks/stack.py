@@ -42,6 +42,7 @@ from _common import (
     wait_for_port,
     write_results,
 )
+from triton_dynamo.stack.launcher import QUIET_REQUEST_LOGS
 
 MODEL = "identity_fp32"
 SIZES = (16, 150528)
@@ -128,6 +129,8 @@ def start_floor(workdir: Path, repository: Path = MODEL_REPO) -> tuple[list[subp
         "DYN_TCP_RPC_HOST": "127.0.0.1",
         "DYN_FILE_KV": str(workdir / "floor-discovery"),
         "DYN_RUNTIME_NUM_WORKER_THREADS": os.environ.get("DYN_RUNTIME_NUM_WORKER_THREADS", "4"),
+        # the log filter `triton-dynamo up` gives its processes: the floor logs what the stack logs
+        "DYN_LOG": os.environ.get("DYN_LOG", QUIET_REQUEST_LOGS),
     }
     with open(workdir / "floor-frontend.log", "wb") as log:
         frontend = subprocess.Popen(

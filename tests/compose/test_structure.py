@@ -350,6 +350,9 @@ def test_dotenv_agrees_with_the_code_defaults(configs) -> None:
     assert ENV["ROUTER_MODE"] == stack.router_mode
     assert ENV["FRONTEND_RUNTIME_THREADS"] == launcher.FRONTEND_RUNTIME_THREADS
     assert s["frontend"]["environment"]["DYN_RUNTIME_NUM_WORKER_THREADS"] == launcher.FRONTEND_RUNTIME_THREADS
+    assert ENV["DYN_LOG"] == launcher.QUIET_REQUEST_LOGS
+    assert s["frontend"]["environment"]["DYN_LOG"] == launcher.QUIET_REQUEST_LOGS
+    assert s["worker"]["environment"]["DYN_LOG"] == launcher.QUIET_REQUEST_LOGS
     # the worker's ports: the first worker's of `triton-dynamo up`
     assert int(argument(worker_command, "--system-port")) == stack.worker_system_port <= MAX_SYSTEM_PORT
     assert int(argument(worker_command, "--metrics-port")) == stack.worker_metrics_port

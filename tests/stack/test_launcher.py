@@ -45,6 +45,16 @@ def test_specs_run_the_frontend_and_each_worker_on_loopback(tmp_path: Path) -> N
     assert "DYN_RUNTIME_NUM_WORKER_THREADS" not in frontend.env
 
 
+def test_per_request_log_lines_are_quiet_unless_the_user_sets_dyn_log(tmp_path: Path) -> None:
+    c = StackConfig(model_repository=REPO, workers=2)
+    for spec in build_specs(c, tmp_path, environ={}):
+        directives = spec.env["DYN_LOG"].split(",")
+        assert directives[0] == "info"  # everything else Dynamo says stays
+        assert "dynamo_runtime::pipeline::network::ingress::push_handler=warn" in directives
+    for spec in build_specs(c, tmp_path, environ={"DYN_LOG": "debug"}):
+        assert "DYN_LOG" not in spec.env  # inherited from the user's environment as it is
+
+
 def test_tracing_reaches_every_process(tmp_path: Path) -> None:
     c = StackConfig(model_repository=REPO, otlp_endpoint="http://127.0.0.1:4317")
     for spec in build_specs(c, tmp_path, environ={}):

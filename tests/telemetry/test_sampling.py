@@ -13,11 +13,11 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, TraceIdRatioBased
 
 from triton_dynamo.telemetry.metrics import WorkerMetrics
 from triton_dynamo.telemetry.observer import RequestTelemetry
-from triton_dynamo.telemetry.tracing import TraceParent, parse_traceparent
+from triton_dynamo.telemetry.tracing import TraceParent, drops_unsampled_parents, parse_traceparent
 
 from ..e2e.processes import StackProcess, start_stack
 from .otlp import OtlpReceiver, ReceivedSpan
@@ -96,6 +96,26 @@ def test_a_request_the_frontend_did_not_sample_makes_no_span_and_no_exemplar(tra
     assert _request(telemetry, DynamoContext(f"00-{TRACE_ID}-{SPAN_ID}-00")) is None
     assert exporter.get_finished_spans() == ()
     assert telemetry.metrics.model("identity").outcomes == {"success": 1}  # metrics count it all the same
+
+
+@pytest.mark.parametrize(
+    ("sampler", "drops"),
+    [
+        (ParentBased(TraceIdRatioBased(0.5)), True),
+        (ParentBased(ALWAYS_ON), True),
+        (ParentBased(ALWAYS_ON, remote_parent_not_sampled=ALWAYS_ON), False),
+        (ALWAYS_ON, False),
+    ],
+)
+def test_unsampled_parents_are_skipped_only_where_the_sampler_drops_them(sampler, drops: bool) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=sampler)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("test")
+    assert drops_unsampled_parents(tracer) is drops
+    # Either way the outcome is the sampler's: a span for an unsampled parent exactly when it would record one.
+    _request(RequestTelemetry(WorkerMetrics(), tracer), DynamoContext(f"00-{TRACE_ID}-{SPAN_ID}-00"))
+    assert len(exporter.get_finished_spans()) == (0 if drops else 1)
 
 
 def test_under_dynamos_trace_the_clients_traceparent_is_a_link(traced) -> None:

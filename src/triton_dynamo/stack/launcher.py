@@ -38,6 +38,19 @@ def ready_file(state_dir: Path, index: int) -> Path:
 # Dynamo 1.6.1's frontend sizes its Tokio runtime by the core count; with 2 threads (a 2-core machine) it stopped
 # answering, for good, when two workers registered at the same moment in etcd + NATS mode. 4 threads did not.
 FRONTEND_RUNTIME_THREADS = "4"
+# Dynamo logs two to four INFO lines per request (received, routed, completed) in the frontend and the worker, and
+# with OTEL_EXPORT_ENABLED exports each as an OTLP log record: at a few thousand tensor requests a second that is log
+# spam, and it cost the worker ~20 us and the frontend ~25 us of CPU per request. Everything else stays at info; the
+# spans that carry traces are not filtered (the tracing tests run with this). A DYN_LOG of the user's wins.
+QUIET_REQUEST_LOGS = ",".join(
+    [
+        "info",
+        "dynamo_runtime::pipeline::network::ingress::push_handler=warn",
+        "dynamo_runtime::pipeline::network::egress::push_router=warn",
+        "dynamo_llm::http::service::metrics=warn",
+        "request_span=warn",
+    ]
+)
 # How long a dead worker's etcd lease is retried while etcd is unreachable (a restarted etcd restores it whole)
 ETCD_RETRY_S = 300.0
 ETCD_RETRY_INTERVAL_S = 1.0
@@ -47,6 +60,8 @@ def build_specs(config: StackConfig, state_dir: Path, environ: Mapping[str, str]
     """The frontend and the workers, with their command lines and the environment they get on top of ``environ``
     (pure: no process is started)."""
     env = {"DYN_TCP_RPC_HOST": "127.0.0.1"}  # the request plane stays on loopback: every process is on this machine
+    if "DYN_LOG" not in environ:
+        env["DYN_LOG"] = QUIET_REQUEST_LOGS
     if config.discovery == "file":
         env["DYN_FILE_KV"] = str(state_dir / "discovery")
     if config.otlp_endpoint:

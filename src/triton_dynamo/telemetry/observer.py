@@ -16,7 +16,7 @@ from typing import Any
 from ..errors import Status
 from ..triton import InferenceRequest, TraceTimestamps
 from .metrics import ModelStats, WorkerMetrics
-from .tracing import Clock, TraceParent, parent_context, parse_traceparent
+from .tracing import Clock, TraceParent, drops_unsampled_parents, parent_context, parse_traceparent
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +49,15 @@ class RequestTelemetry:
         self.tracer = tracer
         self.clock = Clock()
 
+    @property
+    def tracer(self) -> Any:
+        return self._tracer
+
+    @tracer.setter
+    def tracer(self, tracer: Any) -> None:
+        self._tracer = tracer
+        self._skip_unsampled = tracer is not None and drops_unsampled_parents(tracer)
+
     def started(self, model: str, request_id: str, context: Any) -> RequestRecord:
         """A request arrived (before anything about it is checked)."""
         stats = self.metrics.model(model)
@@ -60,7 +69,10 @@ class RequestTelemetry:
             if dynamo is not None and dynamo.sampled:
                 record.trace_id = dynamo.trace_id
             return record
-        dynamo, client = _dynamo_parent(context), _client_parent(context)
+        dynamo = _dynamo_parent(context)
+        if dynamo is not None and not dynamo.sampled and self._skip_unsampled:
+            return record  # the frontend did not sample it, and the sampler would drop its span: make none
+        client = _client_parent(context)
         # Under Dynamo's trace, the client's own traceparent (if any) becomes a link, so both traces lead here.
         link = client if dynamo is not None else None
         span = self.tracer.start_span(
