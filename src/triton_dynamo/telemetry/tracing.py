@@ -62,8 +62,8 @@ def make_tracer(service_name: str, env: Mapping[str, str] = os.environ):
 
 def drops_unsampled_parents(tracer) -> bool:
     """Whether ``tracer``'s sampler drops every span whose remote parent is not sampled (the parent-based samplers
-    ``triton-dynamo up`` configures do): the worker can then skip making such spans at all, which saved ~25 µs per
-    request the frontend did not sample. False for any other sampler, whose decisions are left to it."""
+    ``triton-dynamo up`` configures do): the worker can then skip the SDK's parent context, span start and ids for
+    a span that would never record. False for any other sampler, whose decisions are left to it."""
     from opentelemetry import trace
     from opentelemetry.sdk.trace.sampling import Decision, ParentBased
     from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
