@@ -26,9 +26,10 @@ def soak_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackProces
 
 
 def sample(pids: list[int]) -> dict:
+    rss_each = [rss_bytes(p) for p in pids]
     return {
-        "rss": sum(rss_bytes(p) for p in pids),
-        "rss_each": [rss_bytes(p) for p in pids],
+        "rss": sum(rss_each),
+        "rss_each": rss_each,
         "fds": sum(open_fds(p) for p in pids),
         "threads": sum(threads(p) for p in pids),
     }
