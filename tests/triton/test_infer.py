@@ -604,12 +604,16 @@ async def test_concurrent_streams_stay_separate(triton_server: Server) -> None:
         assert [int(r.outputs["INDEX"][0]) for r in responses] == list(range(len(values)))
 
 
-async def test_outputs_outlive_their_response(triton_server: Server) -> None:
+# Small outputs are copied out of Triton's buffer, larger ones wrap it (infer._COPY_MAX_BYTES): both kinds.
+@pytest.mark.parametrize("size", [1000, infer._COPY_MAX_BYTES // 4, infer._COPY_MAX_BYTES // 4 + 1, 150528])
+async def test_outputs_outlive_their_response(triton_server: Server, size: int) -> None:
     model = triton_server.model("identity_fp32")
-    kept = [(await infer_one(model, {"INPUT0": np.full(1000, i, np.float32)})).outputs["OUTPUT0"] for i in range(20)]
+    kept = [(await infer_one(model, {"INPUT0": np.full(size, i, np.float32)})).outputs["OUTPUT0"] for i in range(20)]
     for i, array in enumerate(kept):
-        assert array.shape == (1000,)
+        assert array.shape == (size,)
         assert np.all(array == i)
+        array[0] = -1.0  # the caller owns it: writable either way
+        assert array[0] == -1.0
 
 
 # --- cancellation ---------------------------------------------------------------------------------------------------

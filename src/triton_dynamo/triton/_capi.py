@@ -250,7 +250,22 @@ class Output(ctypes.Structure):
     ]
 
 
+class Input(ctypes.Structure):
+    """``td_input`` of ``_shim.c``: one input of a request to build."""
+
+    _fields_ = [
+        ("name", c_char_p),
+        ("base", c_void_p),
+        ("byte_size", c_uint64),
+        ("datatype", c_int64),
+        ("dim_count", c_uint64),
+        ("shape", c_void_p),  # NULL: the shape is in dims
+        ("dims", c_int64 * INLINE_DIMS),
+    ]
+
+
 EVENT_RESPONSE, EVENT_REQUEST_RELEASE, EVENT_TRACE_RELEASE = 1, 2, 3
+REQUEST_RELEASED, TRACE_RELEASED = 1, 2  # td_call state bits
 TRACE_ACTIVITIES = 7
 
 _SHIM_FUNCTIONS: dict[str, tuple] = {
@@ -261,11 +276,17 @@ _SHIM_FUNCTIONS: dict[str, tuple] = {
     "td_channel_free": (None, (_P,)),
     "td_channel_drain": (c_size_t, (_P, POINTER(Event), c_size_t)),
     "td_call_new": (c_void_p, (_P, c_uint64)),
-    "td_call_set_trace": (None, (_P, _P)),
     "td_call_timestamps": (c_void_p, (_P,)),
     "td_call_free": (None, (_P,)),
-    "td_call_trace_released": (c_int, (_P,)),
+    "td_call_state": (c_int, (_P,)),
+    "td_call_wait": (c_int, (_P,)),
+    "td_request_new": (
+        c_void_p,
+        (_P, c_char_p, c_int64, c_char_p, POINTER(Input), c_uint32, POINTER(c_char_p), c_uint32, _P, _P, _PP),
+    ),
+    "td_request_send": (c_void_p, (_P, _P, _P, c_int)),
     "td_buffer_take": (None, (_P,)),
+    "td_buffer_untake": (None, (_P,)),
     "td_buffer_free": (None, (_P,)),
 }
 _SHIM_CALLBACKS = (

@@ -7,8 +7,17 @@
  * (response, request released, trace released) on a channel, store trace timestamps, and hand out output buffers
  * from malloc. Python drains a channel on its event loop when the channel's eventfd becomes readable.
  *
- * Output buffers carry a small header. Python marks a buffer taken when it wraps it in a numpy array (it then frees
- * the buffer when the array dies); Triton's release callback frees only buffers nobody took.
+ * Releases: Python marks a call waiting once it has seen the final response; until then the request and trace
+ * release callbacks only set a bit, which Python reads at the final response (Triton mostly releases both before
+ * Python gets there). An event is queued only for a release that comes after Python started waiting, so a request
+ * normally costs the loop one event, not two or three.
+ *
+ * Requests are built and sent here too (td_request_new, td_request_send): two calls from Python instead of eight to
+ * ten through ctypes.
+ *
+ * Output buffers carry a small header. Reading a response marks its buffers taken: Python then either wraps one in a
+ * numpy array (and frees it when the array dies) or copies it out and hands it back (td_buffer_untake). Triton's
+ * release callback frees only buffers nobody took.
  *
  * Plain C with no Python headers: it builds once for every Python version.
  */
@@ -23,7 +32,9 @@
 #define TD_EXPORT __attribute__((visibility("default")))
 
 enum { TD_EV_RESPONSE = 1, TD_EV_REQUEST_RELEASE = 2, TD_EV_TRACE_RELEASE = 3 };
-enum { TD_TRACE_ACTIVITIES = 7, TD_BUFFER_HEADER = 64, TD_RELEASE_ALL = 1 };
+enum { TD_TRACE_ACTIVITIES = 7, TD_BUFFER_HEADER = 64, TD_RELEASE_ALL = 1, TD_MEMORY_CPU = 0 };
+/* td_call.state bits */
+enum { TD_REQUEST_RELEASED = 1, TD_TRACE_RELEASED = 2, TD_PYTHON_WAITING = 4 };
 
 typedef void* (*error_new_fn)(int code, const char* msg);
 typedef void* (*trace_delete_fn)(void* trace);
@@ -31,6 +42,20 @@ typedef void* (*response_error_fn)(void* response);
 typedef void* (*response_model_fn)(void* response, const char** name, int64_t* version);
 typedef void* (*response_id_fn)(void* response, const char** id);
 typedef void* (*response_count_fn)(void* response, uint32_t* count);
+typedef void* (*request_new_fn)(void** request, void* server, const char* model, int64_t version);
+typedef void* (*request_set_id_fn)(void* request, const char* id);
+typedef void* (*request_add_input_fn)(void* request, const char* name, int datatype, const int64_t* shape,
+                                      uint64_t dim_count);
+typedef void* (*request_append_data_fn)(void* request, const char* name, const void* base, size_t byte_size,
+                                        int memory_type, int64_t memory_type_id);
+typedef void* (*request_add_output_fn)(void* request, const char* name);
+typedef void* (*request_set_release_fn)(void* request, void* fn, void* userp);
+typedef void* (*request_set_response_fn)(void* request, void* allocator, void* allocator_userp, void* fn,
+                                         void* userp);
+typedef void* (*request_delete_fn)(void* request);
+typedef void* (*trace_new_fn)(void** trace, int level, uint64_t parent_id, void* activity_fn, void* release_fn,
+                              void* userp);
+typedef void* (*infer_async_fn)(void* server, void* request, void* trace);
 typedef void* (*response_output_fn)(void* response, uint32_t index, const char** name, int* datatype,
                                     const int64_t** shape, uint64_t* dim_count, const void** base,
                                     size_t* byte_size, int* memory_type, int64_t* memory_type_id, void** userp);
@@ -44,6 +69,16 @@ static response_id_fn g_response_id;
 static response_count_fn g_response_output_count;
 static response_count_fn g_response_parameter_count;
 static response_output_fn g_response_output;
+static request_new_fn g_request_new;
+static request_set_id_fn g_request_set_id;
+static request_add_input_fn g_request_add_input;
+static request_append_data_fn g_request_append_data;
+static request_add_output_fn g_request_add_output;
+static request_set_release_fn g_request_set_release;
+static request_set_response_fn g_request_set_response;
+static request_delete_fn g_request_delete;
+static trace_new_fn g_trace_new;
+static infer_async_fn g_infer_async;
 
 typedef struct {
   uint64_t handle; /* the Python side's id of the request */
@@ -64,7 +99,7 @@ typedef struct {
   td_channel* ch;
   uint64_t handle;
   void* trace;
-  int trace_released; /* the root trace was released (and deleted here) */
+  int state;          /* TD_*_RELEASED and TD_PYTHON_WAITING bits, changed atomically */
   uint64_t ts[TD_TRACE_ACTIVITIES];
 } td_call;
 
@@ -84,8 +119,21 @@ TD_EXPORT int td_init(void) {
   g_response_parameter_count =
       (response_count_fn)dlsym(RTLD_DEFAULT, "TRITONSERVER_InferenceResponseParameterCount");
   g_response_output = (response_output_fn)dlsym(RTLD_DEFAULT, "TRITONSERVER_InferenceResponseOutput");
+  g_request_new = (request_new_fn)dlsym(RTLD_DEFAULT, "TRITONSERVER_InferenceRequestNew");
+  g_request_set_id = (request_set_id_fn)dlsym(RTLD_DEFAULT, "TRITONSERVER_InferenceRequestSetId");
+  g_request_add_input = (request_add_input_fn)dlsym(RTLD_DEFAULT, "TRITONSERVER_InferenceRequestAddInput");
+  g_request_append_data = (request_append_data_fn)dlsym(RTLD_DEFAULT, "TRITONSERVER_InferenceRequestAppendInputData");
+  g_request_add_output = (request_add_output_fn)dlsym(RTLD_DEFAULT, "TRITONSERVER_InferenceRequestAddRequestedOutput");
+  g_request_set_release = (request_set_release_fn)dlsym(RTLD_DEFAULT, "TRITONSERVER_InferenceRequestSetReleaseCallback");
+  g_request_set_response =
+      (request_set_response_fn)dlsym(RTLD_DEFAULT, "TRITONSERVER_InferenceRequestSetResponseCallback");
+  g_request_delete = (request_delete_fn)dlsym(RTLD_DEFAULT, "TRITONSERVER_InferenceRequestDelete");
+  g_trace_new = (trace_new_fn)dlsym(RTLD_DEFAULT, "TRITONSERVER_InferenceTraceNew");
+  g_infer_async = (infer_async_fn)dlsym(RTLD_DEFAULT, "TRITONSERVER_ServerInferAsync");
   return (g_error_new && g_trace_delete && g_response_error && g_response_model && g_response_id &&
-          g_response_output_count && g_response_parameter_count && g_response_output)
+          g_response_output_count && g_response_parameter_count && g_response_output && g_request_new &&
+          g_request_set_id && g_request_add_input && g_request_append_data && g_request_add_output &&
+          g_request_set_release && g_request_set_response && g_request_delete && g_trace_new && g_infer_async)
              ? 0
              : -1;
 }
@@ -166,13 +214,22 @@ TD_EXPORT td_call* td_call_new(td_channel* ch, uint64_t handle) {
   return call;
 }
 
-TD_EXPORT void td_call_set_trace(td_call* call, void* trace) { call->trace = trace; }
 TD_EXPORT uint64_t* td_call_timestamps(td_call* call) { return call->ts; }
 TD_EXPORT void td_call_free(td_call* call) { free(call); }
 
-/* Whether Triton already released the request's trace: after a failed ServerInferAsync, Triton has released it if
- * it got as far as attaching it to the request, and the caller still owns it otherwise. */
-TD_EXPORT int td_call_trace_released(td_call* call) { return __atomic_load_n(&call->trace_released, __ATOMIC_ACQUIRE); }
+/* The TD_*_RELEASED bits so far. */
+TD_EXPORT int td_call_state(td_call* call) { return __atomic_load_n(&call->state, __ATOMIC_ACQUIRE); }
+
+/* Python has the final response and now waits for the releases: returns the bits set before, so Python handles
+ * those releases itself; a release after this queues an event. */
+TD_EXPORT int td_call_wait(td_call* call) {
+  return __atomic_fetch_or(&call->state, TD_PYTHON_WAITING, __ATOMIC_ACQ_REL);
+}
+
+static void released(td_call* call, int bit, void* ptr, uint32_t kind) {
+  int before = __atomic_fetch_or(&call->state, bit, __ATOMIC_ACQ_REL); /* after the timestamps it guards */
+  if (before & TD_PYTHON_WAITING) push(call->ch, call->handle, ptr, kind, 0);
+}
 
 /* TRITONSERVER_InferenceResponseCompleteFn_t */
 TD_EXPORT void td_on_response(void* response, uint32_t flags, void* userp) {
@@ -182,8 +239,7 @@ TD_EXPORT void td_on_response(void* response, uint32_t flags, void* userp) {
 
 /* TRITONSERVER_InferenceRequestReleaseFn_t */
 TD_EXPORT void td_on_request_release(void* request, uint32_t flags, void* userp) {
-  td_call* call = userp;
-  if (flags & TD_RELEASE_ALL) push(call->ch, call->handle, request, TD_EV_REQUEST_RELEASE, flags);
+  if (flags & TD_RELEASE_ALL) released(userp, TD_REQUEST_RELEASED, request, TD_EV_REQUEST_RELEASE);
 }
 
 /* TRITONSERVER_InferenceTraceActivityFn_t: only the request's own trace, not children spawned by ensembles. */
@@ -194,17 +250,71 @@ TD_EXPORT void td_on_trace_activity(void* trace, int activity, uint64_t timestam
 
 /* TRITONSERVER_InferenceTraceReleaseFn_t: takes ownership of each trace, root and children.
  *
- * Triton mostly releases the root trace inside the response or request delete that Python makes on the loop
- * thread. No event then: Python checks td_call_trace_released right after its delete calls, and an event would cost
- * the loop one more wake-up per request for nothing. From any other thread, the event tells Python as before. */
+ * Triton mostly releases the root trace inside a response or request delete that Python makes on the loop thread:
+ * no event then even when Python waits, since Python reads the state right after its delete calls. */
 TD_EXPORT void td_on_trace_release(void* trace, void* userp) {
   td_call* call = userp;
   int root = trace == call->trace;
   g_trace_delete(trace);
-  if (root) {
-    __atomic_store_n(&call->trace_released, 1, __ATOMIC_RELEASE); /* after the timestamps it guards */
-    if (!pthread_equal(pthread_self(), call->ch->reader)) push(call->ch, call->handle, trace, TD_EV_TRACE_RELEASE, 0);
+  if (!root) return;
+  if (pthread_equal(pthread_self(), call->ch->reader))
+    __atomic_fetch_or(&call->state, TD_TRACE_RELEASED, __ATOMIC_ACQ_REL);
+  else
+    released(call, TD_TRACE_RELEASED, trace, TD_EV_TRACE_RELEASE);
+}
+
+typedef struct {
+  const char* name;
+  const void* base;
+  uint64_t byte_size;
+  int64_t datatype;
+  uint64_t dim_count;
+  const int64_t* shape; /* NULL: the shape is in dims[] */
+  int64_t dims[8];
+} td_input;
+
+/* A request with its id, inputs, requested outputs and this binding's callbacks, in one call; returns a
+ * TRITONSERVER_Error* (the caller frees it) and then has deleted the request itself. The input buffers are not
+ * copied: they must live until Triton releases the request. */
+TD_EXPORT void* td_request_new(void* server, const char* model, int64_t version, const char* id,
+                               const td_input* inputs, uint32_t input_count, const char* const* outputs,
+                               uint32_t output_count, void* allocator, td_call* call, void** request_out) {
+  void* request = NULL;
+  void* err = g_request_new(&request, server, model, version);
+  if (err) return err;
+  if (id && id[0]) err = g_request_set_id(request, id);
+  for (uint32_t i = 0; !err && i < input_count; i++) {
+    const td_input* in = &inputs[i];
+    err = g_request_add_input(request, in->name, (int)in->datatype, in->shape ? in->shape : in->dims, in->dim_count);
+    /* a zero-byte input still needs a data segment; its address is never read */
+    if (!err) err = g_request_append_data(request, in->name, in->byte_size ? in->base : (const void*)in,
+                                          in->byte_size, TD_MEMORY_CPU, 0);
   }
+  for (uint32_t i = 0; !err && i < output_count; i++) err = g_request_add_output(request, outputs[i]);
+  if (!err) err = g_request_set_release(request, (void*)td_on_request_release, call);
+  if (!err) err = g_request_set_response(request, allocator, NULL, (void*)td_on_response, call);
+  if (err) {
+    g_request_delete(request);
+    return err;
+  }
+  *request_out = request;
+  return NULL;
+}
+
+/* Send a request, traced at `trace_level` (0: not traced); returns a TRITONSERVER_Error* (the caller frees it).
+ * On failure the request stays the caller's, and no callback will come for it. */
+TD_EXPORT void* td_request_send(void* server, void* request, td_call* call, int trace_level) {
+  void* trace = NULL;
+  void* err = NULL;
+  if (trace_level) {
+    err = g_trace_new(&trace, trace_level, 0, (void*)td_on_trace_activity, (void*)td_on_trace_release, call);
+    if (err) return err;
+    call->trace = trace;
+  }
+  err = g_infer_async(server, request, trace);
+  /* Triton released the trace if it got as far as attaching it to the request; otherwise it is still ours. */
+  if (err && trace && !(__atomic_load_n(&call->state, __ATOMIC_ACQUIRE) & TD_TRACE_RELEASED)) g_trace_delete(trace);
+  return err;
 }
 
 /* TRITONSERVER_ResponseAllocatorAllocFn_t: every output goes to CPU memory from malloc, 64-byte aligned. */
@@ -244,6 +354,8 @@ TD_EXPORT void* td_start(void* allocator, void* userp) {
 }
 
 TD_EXPORT void td_buffer_take(td_buffer* header) { __atomic_store_n(&header->taken, 1, __ATOMIC_RELEASE); }
+/* Python copied the buffer out: the response's release frees it, as if nobody had taken it. */
+TD_EXPORT void td_buffer_untake(td_buffer* header) { __atomic_store_n(&header->taken, 0, __ATOMIC_RELEASE); }
 TD_EXPORT void td_buffer_free(td_buffer* header) { free(header); }
 
 /* Everything Python needs from a response, read in one call (each call from Python costs far more than here). */

@@ -1,12 +1,15 @@
 """Asynchronous inference over the C API: building a request, Triton's callbacks, and an async iterator of responses.
 
 Threads: Triton calls back on its own threads into the binding's C callbacks (``_shim.c``), which never touch
-Python: they queue an event on the channel of the caller's event loop and write to its eventfd. The loop drains the
-channel and does all the Python work (reading a response, deleting a request) on its own thread, so cancellation
-and deletion cannot race and Triton's threads never wait for the GIL.
+Python: they queue an event on the channel of the caller's event loop and write to its eventfd, or, for the
+request's and trace's releases before the final response, only set a bit that the loop reads with that response.
+The loop drains the channel and does all the Python work (reading a response, deleting a request) on its own
+thread, so cancellation and deletion cannot race and Triton's threads never wait for the GIL. Building and sending
+a request is one call into the shim each.
 
 Memory: input arrays are passed to Triton by address and kept alive until Triton releases the request; outputs are
-written by the backend into buffers from the C allocator, which responses then own as numpy arrays (no copy).
+written by the backend into buffers from the C allocator, which responses then own as numpy arrays (no copy), except
+small ones (``_COPY_MAX_BYTES``), which are copied out: cheaper than owning a buffer.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import logging
 import os
 import weakref
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from ctypes import byref, c_bool, c_char_p, c_double, c_int, c_int64, c_uint32, c_uint64, c_void_p
 from typing import TYPE_CHECKING
 
@@ -74,6 +77,7 @@ class _Channel:
         self.events = (C.Event * _DRAIN_BATCH)()
         self.view = np.frombuffer(self.events, dtype=_EVENT_DTYPE)
         self.scratch = _Scratch()
+        self.inputs = (C.Input * 8)()  # filled for each request built on this loop
         loop.add_reader(self.fd, self.drain)
 
     @staticmethod
@@ -117,9 +121,11 @@ class _Call:
         "handle",
         "inputs",
         "items",
+        "model",
         "on_trace",
         "released",
         "request",
+        "request_id",
         "timestamps",
         "trace_done",
         "waiter",
@@ -128,26 +134,26 @@ class _Call:
     def __init__(
         self,
         channel: _Channel,
-        request: int,
-        inputs: list,
-        trace: bool,
-        on_trace: Callable[[TraceTimestamps], None] | None = None,
+        model: str,
+        req: InferenceRequest,
     ) -> None:
         self.handle = next(_keys)
         self.channel = channel
         self.cptr = _shim.call_new(channel.ptr, self.handle)
         if not self.cptr:
             raise TritonError("out of memory for a request's callback state")
-        self.request = request
-        self.inputs = inputs
+        self.model = model
+        self.request_id = req.request_id
+        self.request = None
+        self.inputs: list | None = []  # the input buffers, until Triton releases the request
         self.items: deque = deque()
         self.waiter: asyncio.Future | None = None
         self.final = False
         self.released = False
         self.abandoned = False
-        self.trace_done = not trace
-        self.timestamps = TraceTimestamps() if trace else None
-        self.on_trace = on_trace
+        self.trace_done = not req.trace
+        self.timestamps = TraceTimestamps() if req.trace else None
+        self.on_trace = req.on_trace
 
     @property
     def answered(self) -> bool:
@@ -171,31 +177,39 @@ class _Call:
         if response:
             try:
                 if not self.abandoned:
-                    self.items.append(_read_response(response, final, self.channel.scratch))
+                    self.items.append(
+                        _read_response(response, final, self.channel.scratch, self.model, self.request_id)
+                    )
             except TritonError as exc:
                 self.items.append(exc)
             finally:
                 _api.InferenceResponseDelete(response)
-        self.final = self.final or final
-        self._check_trace()
+        if final and not self.final:
+            self.final = True
+            # From here on a release queues an event; those before it are handled now, with no event.
+            state = _shim.call_wait(self.cptr)
+            if state & C.REQUEST_RELEASED:
+                self._release_request()
+            if state & C.TRACE_RELEASED and not self.trace_done:
+                self._read_trace()
         self._wake()
         self._finish_if_done()
 
     def on_request_release(self) -> None:
-        self.released = True
-        _api.InferenceRequestDelete(self.request)
-        self.inputs = None
-        self._check_trace()
+        self._release_request()
         self._wake()
         self._finish_if_done()
 
-    def _check_trace(self) -> None:
-        # A trace Triton released inside the delete we just made, on this thread, comes with no event (see the shim).
-        if not self.trace_done and self.cptr is not None and _shim.call_trace_released(self.cptr):
+    def _release_request(self) -> None:
+        self.released = True
+        _api.InferenceRequestDelete(self.request)
+        self.inputs = None
+        # A trace Triton released inside that delete, on this thread, comes with no event (see the shim).
+        if not self.trace_done and _shim.call_state(self.cptr) & C.TRACE_RELEASED:
             self._read_trace()
 
     def on_trace_release(self) -> None:
-        if not self.trace_done:  # unless a delete on this thread already saw the release
+        if not self.trace_done:
             self._read_trace()
         self._wake()
         self._finish_if_done()
@@ -263,60 +277,86 @@ def _set_parameter(request: int, key: bytes, value) -> None:
     _api.check(err)
 
 
-def _add_input(request: int, name: str, value, keep: list) -> None:
+def _input_buffer(name: str, value) -> tuple[str, tuple, np.ndarray]:
+    """(Triton type, shape, contiguous bytes) of one input value."""
     if isinstance(value, Tensor):
-        data_type, shape = value.data_type, value.shape
         buffer = np.frombuffer(value.data, dtype=_UINT8) if memoryview(value.data).nbytes else np.empty(0, _UINT8)
-    elif isinstance(value, np.ndarray):
-        data_type, shape = triton_dtype(value.dtype), value.shape
+        return value.data_type, tuple(value.shape), buffer
+    if isinstance(value, np.ndarray):
+        data_type = triton_dtype(value.dtype)
         if data_type == "BYTES":
-            buffer = np.frombuffer(serialize_bytes(value), dtype=_UINT8)
+            return data_type, value.shape, np.frombuffer(serialize_bytes(value), dtype=_UINT8)
+        return data_type, value.shape, value if value.flags.c_contiguous else np.ascontiguousarray(value)
+    raise TritonError(
+        f"input {name!r} must be a numpy array or a Tensor, not {type(value).__name__}",
+        code=TritonError.INVALID_ARG,
+    )
+
+
+def _new_request(
+    server: Server, model_name: str, model_version: int, req: InferenceRequest, call: _Call, table: ctypes.Array
+) -> int:
+    """Triton's request for ``req``, with the binding's callbacks for ``call``; the input arrays go to
+    ``call.inputs``, to live until Triton releases the request."""
+    inputs = req.inputs
+    if len(inputs) > len(table):
+        table = (C.Input * len(inputs))()
+    for entry, (name, value) in zip(table, inputs.items(), strict=False):
+        data_type, shape, buffer = _input_buffer(name, value)
+        call.inputs.append(buffer)
+        entry.name = name.encode()
+        entry.base = _address(buffer)
+        entry.byte_size = buffer.nbytes
+        entry.datatype = DTYPE_ENUM[data_type]
+        entry.dim_count = len(shape)
+        if len(shape) <= C.INLINE_DIMS:
+            entry.dims[: len(shape)] = shape
+            entry.shape = None
         else:
-            buffer = value if value.flags.c_contiguous else np.ascontiguousarray(value)
-    else:
-        raise TritonError(
-            f"input {name!r} must be a numpy array or a Tensor, not {type(value).__name__}",
-            code=TritonError.INVALID_ARG,
-        )
-    keep.append(buffer)
-    bname = name.encode()
-    dims = (c_int64 * len(shape))(*shape)
-    _api.check(_api.InferenceRequestAddInput(request, bname, DTYPE_ENUM[data_type], dims, len(shape)))
-    # A zero-byte input still needs a data segment; its address is never read.
-    address = buffer.ctypes.data if buffer.nbytes else ctypes.addressof(_EMPTY)
-    _api.check(_api.InferenceRequestAppendInputData(request, bname, address, buffer.nbytes, C.MEMORY_CPU, 0))
-
-
-_EMPTY = ctypes.c_char()
-
-
-def _build(server: Server, model_name: str, model_version: int, req: InferenceRequest, keep: list) -> int:
+            dims = (c_int64 * len(shape))(*shape)
+            call.inputs.append(dims)
+            entry.shape = ctypes.addressof(dims)
+    names = req.output_names
+    outputs = (c_char_p * len(names))(*(name.encode() for name in names)) if names else None
     request = c_void_p()
-    _api.check(_api.InferenceRequestNew(byref(request), server.handle, model_name.encode(), model_version))
+    _api.check(
+        _shim.request_new(
+            server.handle,
+            model_name.encode(),
+            model_version,
+            req.request_id.encode() if req.request_id else None,
+            table,
+            len(inputs),
+            outputs,
+            len(names),
+            _allocator,
+            call.cptr,
+            byref(request),
+        )
+    )
     try:
-        if req.request_id:
-            _api.check(_api.InferenceRequestSetId(request, req.request_id.encode()))
-        if req.correlation_id is not None:
-            if isinstance(req.correlation_id, str):
-                _api.check(_api.InferenceRequestSetCorrelationIdString(request, req.correlation_id.encode()))
-            else:
-                _api.check(_api.InferenceRequestSetCorrelationId(request, req.correlation_id))
-        if req.flags:
-            _api.check(_api.InferenceRequestSetFlags(request, req.flags))
-        if req.priority:
-            _api.check(_api.InferenceRequestSetPriorityUInt64(request, req.priority))
-        if req.timeout_us:
-            _api.check(_api.InferenceRequestSetTimeoutMicroseconds(request, req.timeout_us))
-        for key, value in req.parameters.items():
-            _set_parameter(request, key.encode(), value)
-        for name, value in req.inputs.items():
-            _add_input(request, name, value, keep)
-        for name in req.output_names:
-            _api.check(_api.InferenceRequestAddRequestedOutput(request, name.encode()))
+        _set_options(request, req)
     except BaseException:
         _api.InferenceRequestDelete(request)
         raise
     return request.value
+
+
+def _set_options(request: c_void_p, req: InferenceRequest) -> None:
+    """What few requests have: sequence fields, priority, timeout and parameters."""
+    if req.correlation_id is not None:
+        if isinstance(req.correlation_id, str):
+            _api.check(_api.InferenceRequestSetCorrelationIdString(request, req.correlation_id.encode()))
+        else:
+            _api.check(_api.InferenceRequestSetCorrelationId(request, req.correlation_id))
+    if req.flags:
+        _api.check(_api.InferenceRequestSetFlags(request, req.flags))
+    if req.priority:
+        _api.check(_api.InferenceRequestSetPriorityUInt64(request, req.priority))
+    if req.timeout_us:
+        _api.check(_api.InferenceRequestSetTimeoutMicroseconds(request, req.timeout_us))
+    for key, value in req.parameters.items():
+        _set_parameter(request, key.encode(), value)
 
 
 _OUTPUT_DTYPE = np.dtype(
@@ -345,7 +385,23 @@ class _Scratch:
         self.rows = np.frombuffer(self.outputs, dtype=_OUTPUT_DTYPE)
 
 
-def _read_response(response: int, final: bool, scratch: _Scratch) -> InferenceResponse:
+def _address(array: np.ndarray) -> int:
+    """Where a contiguous array's data starts (``array.ctypes.data`` costs six times more: it builds an object)."""
+    try:
+        return _addressof(_c_char_from_buffer(array))
+    except (TypeError, ValueError):  # read-only or empty
+        return array.ctypes.data
+
+
+_addressof = ctypes.addressof
+_c_char_from_buffer = ctypes.c_char.from_buffer
+# Outputs up to this size are copied into a numpy array, their buffer left to the response's release: cheaper than
+# an array that owns the buffer (about 2 us less per small output), and a memcpy of this size costs well under that.
+_COPY_MAX_BYTES = 16384
+
+
+def _read_response(response: int, final: bool, scratch: _Scratch, model: str, request_id: str) -> InferenceResponse:
+    """The response's outputs and parameters; its model name and id are the request's (Triton copies them)."""
     head = scratch.head
     _api.check(_shim.read_response(response, head, scratch.outputs, scratch.capacity))
     if head.error:
@@ -356,7 +412,11 @@ def _read_response(response: int, final: bool, scratch: _Scratch) -> InferenceRe
     outputs: dict[str, np.ndarray] = {}
     for name, shape_p, base, header, size, datatype, ndim, dims in scratch.rows[: head.output_count].tolist():
         shape = tuple(dims[:ndim].tolist()) if ndim <= C.INLINE_DIMS else tuple(ctypes.cast(shape_p, _I64P)[:ndim])
-        if header:  # from our allocator: the array owns the buffer from now on
+        if header and size <= _COPY_MAX_BYTES:
+            raw = np.empty(size, _UINT8)
+            ctypes.memmove(_address(raw), base, size)
+            _shim.buffer_untake(header)  # freed when the response is deleted, right after this read
+        elif header:  # from our allocator: the array owns the buffer from now on
             raw = np.asarray(_OutputBuffer(header, base, size))
         elif size:  # memory Triton owns: copy it before the response goes
             raw = np.frombuffer(ctypes.string_at(base, size), _UINT8)
@@ -369,9 +429,9 @@ def _read_response(response: int, final: bool, scratch: _Scratch) -> InferenceRe
             array = raw.view(dtype).reshape(shape)
         outputs[ctypes.string_at(name).decode()] = array
     return InferenceResponse(
-        model=ctypes.string_at(head.model).decode() if head.model else "",
+        model=model,
         model_version=head.version,
-        request_id=ctypes.string_at(head.id).decode() if head.id else "",
+        request_id=request_id,
         outputs=outputs,
         parameters=_read_parameters(response) if head.parameter_count else {},
         final=final,
@@ -416,38 +476,21 @@ async def infer(
     iteration early, or cancelling the task that runs it, cancels the request in Triton.
     """
     loop = asyncio.get_running_loop()
-    keep: list = []
-    request = _build(server, model_name, model_version, req, keep)
-    trace = c_void_p()
+    channel = _Channel.of(loop)
+    call = _Call(channel, model_name, req)
     try:
-        call = _Call(_Channel.of(loop), request, keep, req.trace, req.on_trace)
+        call.request = _new_request(server, model_name, model_version, req, call, channel.inputs)
     except BaseException:
-        _api.InferenceRequestDelete(request)
+        _shim.call_free(call.cptr)
         raise
+    _calls[call.handle] = call
+    trace_level = C.TRACE_LEVEL_TIMESTAMPS if req.trace else 0
     try:
-        _api.check(_api.InferenceRequestSetReleaseCallback(request, _shim.on_request_release, call.cptr))
-        _api.check(_api.InferenceRequestSetResponseCallback(request, _allocator, None, _shim.on_response, call.cptr))
-        if req.trace:
-            _api.check(
-                _api.InferenceTraceNew(
-                    byref(trace),
-                    C.TRACE_LEVEL_TIMESTAMPS,
-                    0,
-                    _shim.on_trace_activity,
-                    _shim.on_trace_release,
-                    call.cptr,
-                )
-            )
-            _shim.call_set_trace(call.cptr, trace)
-        _calls[call.handle] = call
-        _api.check(_api.ServerInferAsync(server.handle, request, trace))
+        _api.check(_shim.request_send(server.handle, call.request, call.cptr, trace_level))
     except BaseException:
-        # Triton did not take the request: it stays ours, and no response or release callback will come. Its trace
-        # is ours too unless Triton got as far as attaching it, in which case Triton has released it already.
+        # Triton did not take the request: it stays ours, and no response or release callback will come.
         _calls.pop(call.handle, None)
-        if trace.value and not _shim.call_trace_released(call.cptr):
-            _api.InferenceTraceDelete(trace)
-        _api.InferenceRequestDelete(request)
+        _api.InferenceRequestDelete(call.request)
         _shim.call_free(call.cptr)
         raise
     req.timestamps = call.timestamps  # filled in when Triton releases the trace
