@@ -274,6 +274,7 @@ _SHIM_FUNCTIONS: dict[str, tuple] = {
     "td_channel_new": (c_void_p, ()),
     "td_channel_fd": (c_int, (_P,)),
     "td_channel_free": (None, (_P,)),
+    "td_channel_reset": (None, (_P,)),
     "td_channel_drain": (c_size_t, (_P, POINTER(Event), c_size_t)),
     "td_call_new": (c_void_p, (_P, c_uint64)),
     "td_call_timestamps": (c_void_p, (_P,)),

@@ -15,11 +15,9 @@ small ones (``_COPY_MAX_BYTES``), which are copied out: cheaper than owning a bu
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ctypes
 import itertools
 import logging
-import os
 import weakref
 from collections import deque
 from collections.abc import AsyncIterator
@@ -92,8 +90,7 @@ class _Channel:
         return channel
 
     def drain(self) -> None:
-        with contextlib.suppress(BlockingIOError):
-            os.read(self.fd, 8)
+        _shim.channel_reset(self.ptr)
         while True:
             count = _shim.channel_drain(self.ptr, self.events, _DRAIN_BATCH)
             for handle, ptr, kind, flags in self.view[:count].tolist():
@@ -394,6 +391,11 @@ def _address(array: np.ndarray) -> int:
 
 
 _addressof = ctypes.addressof
+# ctypes.memmove lets go of the GIL, and getting it back from Dynamo's threads under load costs far more than the
+# copy: libc's memmove through a handle whose calls keep the GIL.
+_memmove = ctypes.PyDLL(None).memmove
+_memmove.argtypes = (c_void_p, c_void_p, ctypes.c_size_t)
+_memmove.restype = c_void_p
 _c_char_from_buffer = ctypes.c_char.from_buffer
 # Outputs up to this size are copied into a numpy array, their buffer left to the response's release: cheaper than
 # an array that owns the buffer (about 2 us less per small output), and a memcpy of this size costs well under that.
@@ -414,7 +416,7 @@ def _read_response(response: int, final: bool, scratch: _Scratch, model: str, re
         shape = tuple(dims[:ndim].tolist()) if ndim <= C.INLINE_DIMS else tuple(ctypes.cast(shape_p, _I64P)[:ndim])
         if header and size <= _COPY_MAX_BYTES:
             raw = np.empty(size, _UINT8)
-            ctypes.memmove(_address(raw), base, size)
+            _memmove(_address(raw), base, size)
             _shim.buffer_untake(header)  # freed when the response is deleted, right after this read
         elif header:  # from our allocator: the array owns the buffer from now on
             raw = np.asarray(_OutputBuffer(header, base, size))
