@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 
 import uvloop
 from google.protobuf import text_format
@@ -24,6 +23,7 @@ async def main() -> None:
     parser.add_argument("--output", required=True, help="name the echoed tensor gets")
     parser.add_argument("--config", required=True, help="the model's config.pbtxt, for KServe metadata")
     parser.add_argument("--discovery-backend", default="file")
+    parser.add_argument("--egress", choices=("push", "pull"), default="push", help="Dynamo's response path")
     args = parser.parse_args()
 
     from dynamo.common.utils.runtime import create_runtime
@@ -34,27 +34,23 @@ async def main() -> None:
     runtime, _ = create_runtime(discovery_backend=args.discovery_backend, request_plane="tcp")
     endpoint = runtime.endpoint("floor.echo.generate")
 
-    mode = os.environ.get("ECHO_MODE", "")
-    import concurrent.futures
-
-    pool = concurrent.futures.ThreadPoolExecutor(1)
-    loop = asyncio.get_running_loop()
-
-    async def generate(request, context):
-        if mode == "sleep0":
-            await asyncio.sleep(0)
-        elif mode == "future":
-            fut = loop.create_future()
-            loop.call_soon(fut.set_result, None)
-            await fut
-        elif mode == "thread":
-            fut = loop.create_future()
-            pool.submit(loop.call_soon_threadsafe, fut.set_result, None)
-            await fut
+    def echo(request: dict) -> dict:
         tensors = [{"metadata": {**t["metadata"], "name": args.output}, "data": t["data"]} for t in request["tensors"]]
-        yield {"id": request.get("id"), "model": request["model"], "tensors": tensors}
+        return {"id": request.get("id"), "model": request["model"], "tensors": tensors}
 
-    serving = asyncio.ensure_future(endpoint.serve_endpoint(generate))
+    # The same egress path as the worker under test (push: it declares response_sender); --egress pull is Dynamo's
+    # default handler shape, which measured the same for this worker.
+    async def generate_push(request, context, response_sender=None):
+        response_sender.send(echo(request))
+        response_sender.close()
+        return
+        yield  # an async generator, as Dynamo requires, that yields nothing
+
+    async def generate_pull(request, context):
+        yield echo(request)
+
+    handler = generate_push if args.egress == "push" else generate_pull
+    serving = asyncio.ensure_future(endpoint.serve_endpoint(handler))
     client = await endpoint.client()
     await client.wait_for_instances()
     tensor_config = {"name": "", "inputs": [], "outputs": [], "triton_model_config": config}

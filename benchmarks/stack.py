@@ -4,7 +4,8 @@ Paths, each serving identity_fp32 (FP32, dims [-1]), by default in a native iden
 benchmarks/native_identity/identity.c (`--backend python`: the sample repository's python-backend model, whose stub
 process costs ~200 us per request of IPC on its own):
   stack        Dynamo frontend + one triton-dynamo worker (Triton in-process)      -- `triton-dynamo up --workers 1`
-  floor        Dynamo frontend + one worker that echoes its input without Triton  -- Dynamo's own cost
+  floor        Dynamo frontend + one worker that echoes its input without Triton  -- Dynamo's own cost (on the same
+               response path as ours, Dynamo's push egress; `--floor-egress pull` for its default handler shape)
   triton_grpc  the wheel's tritonserver binary, its own gRPC endpoint
 For 16 and 150528 elements: p50/p90/p99 of sequential requests (concurrency 1) and throughput with p50/p99 at
 concurrency 32 (tritonclient aio). Parts of each measurement (--rounds, 2 by default) are interleaved across paths so
@@ -122,7 +123,9 @@ def start_stack(
     return [proc], url
 
 
-def start_floor(workdir: Path, repository: Path = MODEL_REPO) -> tuple[list[subprocess.Popen], str]:
+def start_floor(
+    workdir: Path, repository: Path = MODEL_REPO, egress: str = "push"
+) -> tuple[list[subprocess.Popen], str]:
     grpc_port, metrics_port = ports(2)
     env = {
         **os.environ,
@@ -161,6 +164,8 @@ def start_floor(workdir: Path, repository: Path = MODEL_REPO) -> tuple[list[subp
                 "OUTPUT0",
                 "--config",
                 str(repository / MODEL / "config.pbtxt"),
+                "--egress",
+                egress,
             ],
             env=env,
             stdout=log,
@@ -247,6 +252,12 @@ def main() -> None:
         default="native",
         help="the backend identity_fp32 runs in: native (benchmarks/native_identity) or Triton's python backend",
     )
+    parser.add_argument(
+        "--floor-egress",
+        choices=("push", "pull"),
+        default="push",
+        help="how the floor's echo worker returns responses: push (as the triton-dynamo worker does) or pull",
+    )
     args = parser.parse_args()
     paths = PATHS + (("stack_no_telemetry", "stack_traced") if args.telemetry_variants else ())
 
@@ -256,7 +267,7 @@ def main() -> None:
     try:
         stack_procs, stack_url = start_stack(workdir, repository=repo)
         procs += stack_procs
-        floor_procs, floor_url = start_floor(workdir, repo)
+        floor_procs, floor_url = start_floor(workdir, repo, args.floor_egress)
         procs += floor_procs
         triton_port = ports(1)[0]
         procs.append(start_triton_binary([MODEL], triton_port, repo))
@@ -279,6 +290,7 @@ def main() -> None:
         results: dict = {
             "model": MODEL,
             "backend": args.backend,
+            "floor_egress": args.floor_egress,
             "requests": args.requests,
             "seconds": args.seconds,
             "rounds": args.rounds,

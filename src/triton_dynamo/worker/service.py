@@ -195,7 +195,7 @@ class Worker:
         tensor_config = {"name": "", "inputs": [], "outputs": [], "triton_model_config": model.config_protobuf()}
         serving = asyncio.ensure_future(  # serve_endpoint returns a future, not a coroutine
             endpoint.serve_endpoint(
-                handler.generate,
+                handler.endpoint_handler,
                 graceful_shutdown=True,
                 metrics_labels=[("model", model_name)],
                 health_check_payload=handler.health_check_payload(),

@@ -1,0 +1,79 @@
+"""The handler's two response paths on the real in-process Triton: push (Dynamo's ``response_sender``) for models
+that answer once, pull for decoupled ones. A recorder stands in for Dynamo's ResponseSender here; the real one
+carries every request of tests/e2e through the frontend."""
+
+from __future__ import annotations
+
+import pytest
+
+from triton_dynamo.errors import TritonDynamoError
+from triton_dynamo.triton import Server
+from triton_dynamo.worker.handler import Admission, ModelHandler
+from triton_dynamo.worker.schema import ModelSchema
+
+
+class Recorder:
+    """What the handler does with a response sender: the responses it sends, and whether it closed the stream."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict] = []
+        self.closed = False
+
+    def send(self, response: dict) -> None:
+        assert not self.closed, "send after close"
+        self.sent.append(response)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def handler_for(server: Server, name: str) -> ModelHandler:
+    model = server.model(name)
+    schema = ModelSchema.from_config(model.config())
+    return ModelHandler(model, schema, admission=Admission(), max_request_bytes=1 << 20)
+
+
+def identity_request(values: list[float], input_name: str = "INPUT0") -> dict:
+    tensor = {
+        "metadata": {"name": input_name, "data_type": "Float32", "shape": [len(values)]},
+        "data": {"data_type": "Float32", "values": values},
+    }
+    return {"id": "r1", "model": "identity_fp32", "tensors": [tensor]}
+
+
+async def test_models_that_answer_once_take_the_push_path_and_decoupled_ones_pull(triton_server: Server) -> None:
+    once = handler_for(triton_server, "identity_fp32")
+    decoupled = handler_for(triton_server, "repeat")
+    assert once.endpoint_handler == once.generate_push
+    assert decoupled.endpoint_handler == decoupled.generate
+
+
+async def test_push_sends_the_one_response_then_closes(triton_server: Server) -> None:
+    handler, sender = handler_for(triton_server, "identity_fp32"), Recorder()
+    yielded = [r async for r in handler.generate_push(identity_request([1.0, 2.5, -3.0]), None, sender)]
+    assert yielded == []  # Dynamo drives a push handler once and fails the request if it yields
+    assert sender.closed
+    [response] = sender.sent
+    assert response["id"] == "r1"
+    [tensor] = response["tensors"]
+    assert tensor["metadata"] == {"name": "OUTPUT0", "data_type": "Float32", "shape": [3]}
+    assert list(tensor["data"]["values"]) == [1.0, 2.5, -3.0]
+    assert handler.admission.inflight == 0
+
+
+async def test_push_raises_a_bad_request_without_sending_or_closing(triton_server: Server) -> None:
+    handler, sender = handler_for(triton_server, "identity_fp32"), Recorder()
+    with pytest.raises(TritonDynamoError, match="INPUT9"):
+        async for _ in handler.generate_push(identity_request([1.0], input_name="INPUT9"), None, sender):
+            pass
+    # Dynamo turns the exception into the client's error; a close() first would end the stream as a success.
+    assert sender.sent == [] and not sender.closed
+    assert handler.admission.inflight == 0
+
+
+async def test_push_handler_called_without_a_sender_yields_as_the_pull_one_does(triton_server: Server) -> None:
+    handler = handler_for(triton_server, "identity_fp32")
+    pushed = [r async for r in handler.generate_push(identity_request([4.0]))]
+    pulled = [r async for r in handler.generate(identity_request([4.0]))]
+    assert len(pushed) == len(pulled) == 1
+    assert list(pushed[0]["tensors"][0]["data"]["values"]) == list(pulled[0]["tensors"][0]["data"]["values"]) == [4.0]
