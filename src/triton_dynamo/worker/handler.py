@@ -7,7 +7,6 @@ INTERNAL): ``str()`` of a :class:`~triton_dynamo.errors.TritonDynamoError` puts 
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
@@ -111,10 +110,14 @@ class ModelHandler:
                 yield response
             return
         responses = self.generate(request, context)
-        async with contextlib.aclosing(responses):
+        try:
             async for response in responses:
                 response_sender.send(response)
-        # An error raised above ends the stream instead: Dynamo reports it as it reports any handler's error.
+        except BaseException:
+            # Dynamo reports the error as it reports any handler's. Close the generator (a no-op once it raised
+            # itself; after a failed send it cancels the request); when it ends normally it has closed itself.
+            await responses.aclose()
+            raise
         response_sender.close()
 
     async def generate(self, request: Mapping[str, Any], context: Any = None) -> AsyncIterator[dict[str, Any]]:
@@ -200,11 +203,14 @@ class ModelHandler:
         return infer_request, total
 
     def _encode(self, response: InferenceResponse) -> tuple[dict[str, Any], int]:
-        tensors = [encode_tensor(name, array) for name, array in response.outputs.items()]
+        tensors, size = [], 0
+        for name, array in response.outputs.items():
+            tensors.append(encode_tensor(name, array))
+            size += array.nbytes
         encoded: dict[str, Any] = {"id": response.request_id, "model": self.schema.name, "tensors": tensors}
         if response.parameters:
             encoded["parameters"] = encode_parameters(response.parameters)
-        return encoded, sum(a.nbytes for a in response.outputs.values())
+        return encoded, size
 
     def _probe(self) -> dict[str, Any]:
         if not self.model.ready():
