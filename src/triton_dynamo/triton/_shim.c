@@ -108,34 +108,36 @@ typedef struct {
   size_t size;
 } td_buffer;
 
+/* Triton's functions this file calls, by name; td_init fills them in. */
+static const struct {
+  void** slot;
+  const char* name;
+} k_functions[] = {
+    {(void**)&g_error_new, "TRITONSERVER_ErrorNew"},
+    {(void**)&g_trace_delete, "TRITONSERVER_InferenceTraceDelete"},
+    {(void**)&g_response_error, "TRITONSERVER_InferenceResponseError"},
+    {(void**)&g_response_model, "TRITONSERVER_InferenceResponseModel"},
+    {(void**)&g_response_id, "TRITONSERVER_InferenceResponseId"},
+    {(void**)&g_response_output_count, "TRITONSERVER_InferenceResponseOutputCount"},
+    {(void**)&g_response_parameter_count, "TRITONSERVER_InferenceResponseParameterCount"},
+    {(void**)&g_response_output, "TRITONSERVER_InferenceResponseOutput"},
+    {(void**)&g_request_new, "TRITONSERVER_InferenceRequestNew"},
+    {(void**)&g_request_set_id, "TRITONSERVER_InferenceRequestSetId"},
+    {(void**)&g_request_add_input, "TRITONSERVER_InferenceRequestAddInput"},
+    {(void**)&g_request_append_data, "TRITONSERVER_InferenceRequestAppendInputData"},
+    {(void**)&g_request_add_output, "TRITONSERVER_InferenceRequestAddRequestedOutput"},
+    {(void**)&g_request_set_release, "TRITONSERVER_InferenceRequestSetReleaseCallback"},
+    {(void**)&g_request_set_response, "TRITONSERVER_InferenceRequestSetResponseCallback"},
+    {(void**)&g_request_delete, "TRITONSERVER_InferenceRequestDelete"},
+    {(void**)&g_trace_new, "TRITONSERVER_InferenceTraceNew"},
+    {(void**)&g_infer_async, "TRITONSERVER_ServerInferAsync"},
+};
+
 /* Returns 0, or -1 when a Triton function is missing (the library is not loaded, or too old). */
 TD_EXPORT int td_init(void) {
-  g_error_new = (error_new_fn)dlsym(RTLD_DEFAULT, "TRITONSERVER_ErrorNew");
-  g_trace_delete = (trace_delete_fn)dlsym(RTLD_DEFAULT, "TRITONSERVER_InferenceTraceDelete");
-  g_response_error = (response_error_fn)dlsym(RTLD_DEFAULT, "TRITONSERVER_InferenceResponseError");
-  g_response_model = (response_model_fn)dlsym(RTLD_DEFAULT, "TRITONSERVER_InferenceResponseModel");
-  g_response_id = (response_id_fn)dlsym(RTLD_DEFAULT, "TRITONSERVER_InferenceResponseId");
-  g_response_output_count = (response_count_fn)dlsym(RTLD_DEFAULT, "TRITONSERVER_InferenceResponseOutputCount");
-  g_response_parameter_count =
-      (response_count_fn)dlsym(RTLD_DEFAULT, "TRITONSERVER_InferenceResponseParameterCount");
-  g_response_output = (response_output_fn)dlsym(RTLD_DEFAULT, "TRITONSERVER_InferenceResponseOutput");
-  g_request_new = (request_new_fn)dlsym(RTLD_DEFAULT, "TRITONSERVER_InferenceRequestNew");
-  g_request_set_id = (request_set_id_fn)dlsym(RTLD_DEFAULT, "TRITONSERVER_InferenceRequestSetId");
-  g_request_add_input = (request_add_input_fn)dlsym(RTLD_DEFAULT, "TRITONSERVER_InferenceRequestAddInput");
-  g_request_append_data = (request_append_data_fn)dlsym(RTLD_DEFAULT, "TRITONSERVER_InferenceRequestAppendInputData");
-  g_request_add_output = (request_add_output_fn)dlsym(RTLD_DEFAULT, "TRITONSERVER_InferenceRequestAddRequestedOutput");
-  g_request_set_release = (request_set_release_fn)dlsym(RTLD_DEFAULT, "TRITONSERVER_InferenceRequestSetReleaseCallback");
-  g_request_set_response =
-      (request_set_response_fn)dlsym(RTLD_DEFAULT, "TRITONSERVER_InferenceRequestSetResponseCallback");
-  g_request_delete = (request_delete_fn)dlsym(RTLD_DEFAULT, "TRITONSERVER_InferenceRequestDelete");
-  g_trace_new = (trace_new_fn)dlsym(RTLD_DEFAULT, "TRITONSERVER_InferenceTraceNew");
-  g_infer_async = (infer_async_fn)dlsym(RTLD_DEFAULT, "TRITONSERVER_ServerInferAsync");
-  return (g_error_new && g_trace_delete && g_response_error && g_response_model && g_response_id &&
-          g_response_output_count && g_response_parameter_count && g_response_output && g_request_new &&
-          g_request_set_id && g_request_add_input && g_request_append_data && g_request_add_output &&
-          g_request_set_release && g_request_set_response && g_request_delete && g_trace_new && g_infer_async)
-             ? 0
-             : -1;
+  for (size_t i = 0; i < sizeof k_functions / sizeof k_functions[0]; i++)
+    if (!(*k_functions[i].slot = dlsym(RTLD_DEFAULT, k_functions[i].name))) return -1;
+  return 0;
 }
 
 TD_EXPORT td_channel* td_channel_new(void) {
