@@ -19,7 +19,6 @@ REQUIRED_API_MINOR = 17
 
 # Enums from tritonserver.h that code above this module needs by name.
 MODEL_CONTROL_NONE, MODEL_CONTROL_POLL, MODEL_CONTROL_EXPLICIT = 0, 1, 2
-MEMORY_CPU, MEMORY_CPU_PINNED, MEMORY_GPU = 0, 1, 2
 PARAMETER_STRING, PARAMETER_INT, PARAMETER_BOOL, PARAMETER_DOUBLE, PARAMETER_BYTES = 0, 1, 2, 3, 4
 METRIC_PROMETHEUS = 0
 TRACE_LEVEL_TIMESTAMPS = 0x4
@@ -90,20 +89,12 @@ _ERROR_RETURNING: dict[str, tuple] = {
     "ServerLoadModel": (_P, c_char_p),
     "ServerUnloadModel": (_P, c_char_p),
     "ServerMetrics": (_P, _PP),
-    "ServerInferAsync": (_P, _P, _P),
-    "InferenceRequestNew": (_PP, _P, c_char_p, c_int64),
     "InferenceRequestDelete": (_P,),
-    "InferenceRequestSetId": (_P, c_char_p),
     "InferenceRequestSetFlags": (_P, c_uint32),
     "InferenceRequestSetCorrelationId": (_P, c_uint64),
     "InferenceRequestSetCorrelationIdString": (_P, c_char_p),
     "InferenceRequestSetPriorityUInt64": (_P, c_uint64),
     "InferenceRequestSetTimeoutMicroseconds": (_P, c_uint64),
-    "InferenceRequestAddInput": (_P, c_char_p, c_int, POINTER(c_int64), c_uint64),
-    "InferenceRequestAppendInputData": (_P, c_char_p, c_void_p, c_size_t, c_int, c_int64),
-    "InferenceRequestAddRequestedOutput": (_P, c_char_p),
-    "InferenceRequestSetReleaseCallback": (_P, _P, _P),
-    "InferenceRequestSetResponseCallback": (_P, _P, _P, _P, _P),
     "InferenceRequestSetStringParameter": (_P, c_char_p, c_char_p),
     "InferenceRequestSetIntParameter": (_P, c_char_p, c_int64),
     "InferenceRequestSetBoolParameter": (_P, c_char_p, c_bool),
@@ -129,8 +120,6 @@ _ERROR_RETURNING: dict[str, tuple] = {
         POINTER(c_int64),
         _PP,
     ),
-    "InferenceTraceNew": (_PP, c_int, c_uint64, _P, _P, _P),
-    "InferenceTraceDelete": (_P,),
     "InferenceTraceId": (_P, POINTER(c_uint64)),
 }
 
@@ -152,7 +141,6 @@ _KEEP_GIL_PREFIXES = (
     "InferenceRequest",
     "InferenceResponse",
     "InferenceTrace",
-    "ServerInferAsync",
     "ServerModelIsReady",
     "ServerIsLive",
     "ServerIsReady",
@@ -224,8 +212,6 @@ class ResponseHead(ctypes.Structure):
 
     _fields_ = [
         ("error", c_void_p),
-        ("model", c_void_p),
-        ("id", c_void_p),
         ("version", c_int64),
         ("output_count", c_uint32),
         ("parameter_count", c_uint32),
@@ -286,7 +272,6 @@ _SHIM_FUNCTIONS: dict[str, tuple] = {
         (_P, c_char_p, c_int64, c_char_p, POINTER(Input), c_uint32, POINTER(c_char_p), c_uint32, _P, _P, _PP),
     ),
     "td_request_send": (c_void_p, (_P, _P, _P, c_int)),
-    "td_buffer_take": (None, (_P,)),
     "td_buffer_untake": (None, (_P,)),
     "td_buffer_free": (None, (_P,)),
 }

@@ -32,7 +32,7 @@
 #define TD_EXPORT __attribute__((visibility("default")))
 
 enum { TD_EV_RESPONSE = 1, TD_EV_REQUEST_RELEASE = 2, TD_EV_TRACE_RELEASE = 3 };
-enum { TD_TRACE_ACTIVITIES = 7, TD_BUFFER_HEADER = 64, TD_RELEASE_ALL = 1, TD_MEMORY_CPU = 0 };
+enum { TD_TRACE_ACTIVITIES = 7, TD_BUFFER_HEADER = 64, TD_RELEASE_ALL = 1, TD_MEMORY_CPU = 0, TD_INLINE_DIMS = 8 };
 /* td_call.state bits */
 enum { TD_REQUEST_RELEASED = 1, TD_TRACE_RELEASED = 2, TD_PYTHON_WAITING = 4 };
 
@@ -40,7 +40,6 @@ typedef void* (*error_new_fn)(int code, const char* msg);
 typedef void* (*trace_delete_fn)(void* trace);
 typedef void* (*response_error_fn)(void* response);
 typedef void* (*response_model_fn)(void* response, const char** name, int64_t* version);
-typedef void* (*response_id_fn)(void* response, const char** id);
 typedef void* (*response_count_fn)(void* response, uint32_t* count);
 typedef void* (*request_new_fn)(void** request, void* server, const char* model, int64_t version);
 typedef void* (*request_set_id_fn)(void* request, const char* id);
@@ -65,7 +64,6 @@ static error_new_fn g_error_new;
 static trace_delete_fn g_trace_delete;
 static response_error_fn g_response_error;
 static response_model_fn g_response_model;
-static response_id_fn g_response_id;
 static response_count_fn g_response_output_count;
 static response_count_fn g_response_parameter_count;
 static response_output_fn g_response_output;
@@ -117,7 +115,6 @@ static const struct {
     {(void**)&g_trace_delete, "TRITONSERVER_InferenceTraceDelete"},
     {(void**)&g_response_error, "TRITONSERVER_InferenceResponseError"},
     {(void**)&g_response_model, "TRITONSERVER_InferenceResponseModel"},
-    {(void**)&g_response_id, "TRITONSERVER_InferenceResponseId"},
     {(void**)&g_response_output_count, "TRITONSERVER_InferenceResponseOutputCount"},
     {(void**)&g_response_parameter_count, "TRITONSERVER_InferenceResponseParameterCount"},
     {(void**)&g_response_output, "TRITONSERVER_InferenceResponseOutput"},
@@ -281,7 +278,7 @@ typedef struct {
   int64_t datatype;
   uint64_t dim_count;
   const int64_t* shape; /* NULL: the shape is in dims[] */
-  int64_t dims[8];
+  int64_t dims[TD_INLINE_DIMS];
 } td_input;
 
 /* A request with its id, inputs, requested outputs and this binding's callbacks, in one call; returns a
@@ -364,18 +361,15 @@ TD_EXPORT void* td_start(void* allocator, void* userp) {
   return NULL;
 }
 
-TD_EXPORT void td_buffer_take(td_buffer* header) { __atomic_store_n(&header->taken, 1, __ATOMIC_RELEASE); }
+static void td_buffer_take(td_buffer* header) { __atomic_store_n(&header->taken, 1, __ATOMIC_RELEASE); }
 /* Python copied the buffer out: the response's release frees it, as if nobody had taken it. */
 TD_EXPORT void td_buffer_untake(td_buffer* header) { __atomic_store_n(&header->taken, 0, __ATOMIC_RELEASE); }
 TD_EXPORT void td_buffer_free(td_buffer* header) { free(header); }
 
 /* Everything Python needs from a response, read in one call (each call from Python costs far more than here). */
-enum { TD_INLINE_DIMS = 8 };
 
 typedef struct {
   void* error; /* owned by the response */
-  const char* model;
-  const char* id;
   int64_t version;
   uint32_t output_count;
   uint32_t parameter_count;
@@ -399,8 +393,8 @@ TD_EXPORT void* td_read_response(void* response, td_response_head* head, td_outp
   memset(head, 0, sizeof *head);
   head->error = g_response_error(response);
   if (head->error) return NULL;
-  if ((err = g_response_model(response, &head->model, &head->version))) return err;
-  if ((err = g_response_id(response, &head->id))) return err;
+  const char* model; /* the request's, as is the response's id: Python has both */
+  if ((err = g_response_model(response, &model, &head->version))) return err;
   if ((err = g_response_parameter_count(response, &head->parameter_count))) return err;
   if ((err = g_response_output_count(response, &head->output_count))) return err;
   uint32_t n = head->output_count < max_outputs ? head->output_count : max_outputs;
