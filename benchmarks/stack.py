@@ -244,7 +244,8 @@ def main() -> None:
     parser.add_argument(
         "--telemetry-variants",
         action="store_true",
-        help="also measure the stack with the worker's telemetry off, and with tracing on (spans to an OTLP sink)",
+        help="also measure the stack with the worker's telemetry off, with only Dynamo's spans, and with tracing on "
+        "(spans to an OTLP sink)",
     )
     parser.add_argument(
         "--backend",
@@ -259,7 +260,8 @@ def main() -> None:
         help="how the floor's echo worker returns responses: push (as the triton-dynamo worker does) or pull",
     )
     args = parser.parse_args()
-    paths = PATHS + (("stack_no_telemetry", "stack_traced") if args.telemetry_variants else ())
+    variants = ("stack_no_telemetry", "stack_dynamo_traced", "stack_traced")
+    paths = PATHS + (variants if args.telemetry_variants else ())
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-stack-"))
     repo = native_identity_repo(workdir / "model_repo") if args.backend == "native" else MODEL_REPO
@@ -276,16 +278,20 @@ def main() -> None:
         workers = {"stack": worker_process(stack_procs), "floor": worker_process(floor_procs)}
         if args.telemetry_variants:
             sink = OtlpSink()
-            extra = start_stack(
-                workdir, "stack_no_telemetry", extra_env={"TRITON_DYNAMO_TELEMETRY": "false"}, repository=repo
-            )
-            procs += extra[0]
-            traced = start_stack(
-                workdir, "stack_traced", extra_args=("--otlp-endpoint", sink.endpoint), repository=repo
-            )
-            procs += traced[0]
-            urls.update(stack_no_telemetry=extra[1], stack_traced=traced[1])
-            workers.update(stack_no_telemetry=worker_process(extra[0]), stack_traced=worker_process(traced[0]))
+            tracing = ("--otlp-endpoint", sink.endpoint)
+            settings = {
+                "stack_no_telemetry": ((), {"TRITON_DYNAMO_TELEMETRY": "false"}),
+                # Dynamo's own spans (frontend and worker runtime) without the worker's: the part of tracing's cost
+                # that is Dynamo's. OTEL_SDK_DISABLED turns off the worker's OpenTelemetry SDK; Dynamo ignores it.
+                "stack_dynamo_traced": (tracing, {"OTEL_SDK_DISABLED": "true"}),
+                "stack_traced": (tracing, {}),
+            }
+            for variant, (extra_args, extra_env) in settings.items():
+                started, urls[variant] = start_stack(
+                    workdir, variant, extra_args=extra_args, extra_env=extra_env, repository=repo
+                )
+                procs += started
+                workers[variant] = worker_process(started)
 
         results: dict = {
             "model": MODEL,
@@ -381,11 +387,15 @@ def main() -> None:
             case = results["cases"][size]
             base = case["stack_no_telemetry"]
             base_cpu = base["c32"]["worker_cpu_us_per_request"]
-            for variant in ("stack", "stack_traced"):
+            for variant in ("stack", "stack_dynamo_traced", "stack_traced"):
                 p50 = case[variant]["c1"]["p50_us"] / base["c1"]["p50_us"] - 1
                 rate = case[variant]["c32"]["throughput_rps"] / base["c32"]["throughput_rps"] - 1
                 cpu = case[variant]["c32"]["worker_cpu_us_per_request"]
-                label = "metrics only (tracing off)" if variant == "stack" else "tracing on"
+                label = {
+                    "stack": "metrics only (tracing off)",
+                    "stack_dynamo_traced": "Dynamo's spans only (worker SDK off)",
+                    "stack_traced": "tracing on",
+                }[variant]
                 print(
                     f"telemetry cost, {size} elements, {label}: p50 {100 * p50:+.1f}%, throughput {100 * rate:+.1f}%, "
                     f"worker CPU {cpu:.0f} vs {base_cpu:.0f} us/request ({100 * (cpu / base_cpu - 1):+.1f}%)"

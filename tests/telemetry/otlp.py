@@ -22,6 +22,7 @@ class ReceivedSpan:
     end_ns: int
     attributes: dict
     links: list[tuple[str, str]] = field(default_factory=list)
+    status_code: int = 0  # OTLP's: 0 unset, 1 ok, 2 error
 
 
 def _value(any_value):
@@ -51,6 +52,7 @@ class _Service(trace_service_pb2_grpc.TraceServiceServicer):
                             end_ns=span.end_time_unix_nano,
                             attributes={a.key: _value(a.value) for a in span.attributes},
                             links=[(link.trace_id.hex(), link.span_id.hex()) for link in span.links],
+                            status_code=span.status.code,
                         )
                     )
         with self.lock:

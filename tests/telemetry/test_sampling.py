@@ -1,5 +1,6 @@
 """The worker follows the frontend's sampling decision: end to end through a stack sampling half its requests, and
-the decision logic with the real OpenTelemetry SDK, an in-memory exporter and contexts shaped like Dynamo's."""
+the decision logic with the OpenTelemetry SDK's samplers, the worker's span encoder (its requests kept in a list
+instead of sent) and contexts shaped like Dynamo's."""
 
 from __future__ import annotations
 
@@ -10,14 +11,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, TraceIdRatioBased
+from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, Sampler, TraceIdRatioBased
 
 from triton_dynamo.telemetry.metrics import WorkerMetrics
 from triton_dynamo.telemetry.observer import RequestTelemetry
-from triton_dynamo.telemetry.tracing import TraceParent, drops_unsampled_parents, parse_traceparent
+from triton_dynamo.telemetry.spans import SpanBatcher
+from triton_dynamo.telemetry.tracing import RequestTracer, TraceParent, drops_unsampled_parents, parse_traceparent
 
 from ..e2e.processes import StackProcess, start_stack
 from .otlp import OtlpReceiver, ReceivedSpan
@@ -68,13 +70,25 @@ def test_the_worker_traces_exactly_the_requests_the_frontend_sampled(half_sample
     assert 0 < len(worker) < requests
 
 
+class Exported:
+    """Where a tracer's export requests go in these tests: a list, read back as OTLP spans."""
+
+    def __init__(self, sampler: Sampler) -> None:
+        self.requests: list = []
+        self.batcher = SpanBatcher(self.requests.append, Resource(), InstrumentationScope(name="test"), delay_s=3600)
+        self.tracer = RequestTracer(sampler, self.batcher)
+
+    def spans(self) -> list[Span]:
+        self.batcher.flush()
+        return [s for r in self.requests for rs in r.resource_spans for ss in rs.scope_spans for s in ss.spans]
+
+
 @pytest.fixture
-def traced() -> tuple[RequestTelemetry, InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
+def traced() -> Iterator[tuple[RequestTelemetry, Exported]]:
     # ratio 0 for requests without a parent: any span that appears came from the parent's decision
-    provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(0.0)))
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    return RequestTelemetry(WorkerMetrics(), provider.get_tracer("test")), exporter
+    exported = Exported(ParentBased(TraceIdRatioBased(0.0)))
+    yield RequestTelemetry(WorkerMetrics(), exported.tracer), exported
+    exported.batcher.shutdown()
 
 
 def _request(telemetry: RequestTelemetry, context: DynamoContext) -> str | None:
@@ -84,17 +98,17 @@ def _request(telemetry: RequestTelemetry, context: DynamoContext) -> str | None:
 
 
 def test_a_request_the_frontend_sampled_gets_a_child_span(traced) -> None:
-    telemetry, exporter = traced
+    telemetry, exported = traced
     assert _request(telemetry, DynamoContext(f"00-{TRACE_ID}-{SPAN_ID}-01")) == TRACE_ID
-    (span,) = exporter.get_finished_spans()
-    assert (format(span.context.trace_id, "032x"), format(span.parent.span_id, "016x")) == (TRACE_ID, SPAN_ID)
-    assert span.attributes["triton_dynamo.outcome"] == "success"
+    (span,) = exported.spans()
+    assert (span.trace_id.hex(), span.parent_span_id.hex()) == (TRACE_ID, SPAN_ID)
+    assert {a.key: a.value.string_value for a in span.attributes}["triton_dynamo.outcome"] == "success"
 
 
 def test_a_request_the_frontend_did_not_sample_makes_no_span_and_no_exemplar(traced) -> None:
-    telemetry, exporter = traced
+    telemetry, exported = traced
     assert _request(telemetry, DynamoContext(f"00-{TRACE_ID}-{SPAN_ID}-00")) is None
-    assert exporter.get_finished_spans() == ()
+    assert exported.spans() == []
     assert telemetry.metrics.model("identity").outcomes == {"success": 1}  # metrics count it all the same
 
 
@@ -108,23 +122,21 @@ def test_a_request_the_frontend_did_not_sample_makes_no_span_and_no_exemplar(tra
     ],
 )
 def test_unsampled_parents_are_skipped_only_where_the_sampler_drops_them(sampler, drops: bool) -> None:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider(sampler=sampler)
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracer = provider.get_tracer("test")
-    assert drops_unsampled_parents(tracer) is drops
+    assert drops_unsampled_parents(sampler) is drops
+    exported = Exported(sampler)
     # Either way the outcome is the sampler's: a span for an unsampled parent exactly when it would record one.
-    _request(RequestTelemetry(WorkerMetrics(), tracer), DynamoContext(f"00-{TRACE_ID}-{SPAN_ID}-00"))
-    assert len(exporter.get_finished_spans()) == (0 if drops else 1)
+    _request(RequestTelemetry(WorkerMetrics(), exported.tracer), DynamoContext(f"00-{TRACE_ID}-{SPAN_ID}-00"))
+    assert len(exported.spans()) == (0 if drops else 1)
+    exported.batcher.shutdown()
 
 
 def test_under_dynamos_trace_the_clients_traceparent_is_a_link(traced) -> None:
-    telemetry, exporter = traced
+    telemetry, exported = traced
     client = "11111111111111111111111111111111"
     context = DynamoContext(f"00-{TRACE_ID}-{SPAN_ID}-01", {"traceparent": f"00-{client}-2222222222222222-01"})
     _request(telemetry, context)
-    (span,) = exporter.get_finished_spans()
-    assert [format(link.context.trace_id, "032x") for link in span.links] == [client]
+    (span,) = exported.spans()
+    assert [(link.trace_id.hex(), link.span_id.hex()) for link in span.links] == [(client, "2222222222222222")]
 
 
 def test_without_tracer_a_sampled_dynamo_trace_still_makes_an_exemplar() -> None:

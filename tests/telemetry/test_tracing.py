@@ -77,6 +77,7 @@ def test_request_span_tree_from_frontend_to_triton(traced_stack: StackProcess, o
     assert span.attributes["triton_dynamo.output.bytes"] == 24
     assert span.attributes["triton_dynamo.responses"] == 1
     assert span.attributes["triton_dynamo.outcome"] == "success"
+    assert span.status_code == 0  # unset, as OpenTelemetry leaves a span that did not fail
 
 
 def test_batched_request_records_its_batch_size(traced_stack: StackProcess, otlp_receiver: OtlpReceiver) -> None:
@@ -99,6 +100,7 @@ def test_bad_request_span_is_an_error_without_triton_children(traced_stack, otlp
         send(traced_stack, "identity", {"INPUT0": np.ones(2, np.float32)}, "trace-bad")
     span, trace = request_span(otlp_receiver, "trace-bad", children=0)
     assert span.attributes["triton_dynamo.outcome"] == "INVALID_ARGUMENT"
+    assert span.status_code == 2  # STATUS_CODE_ERROR
     assert not [s for s in trace if s.parent_span_id == span.span_id]
 
 

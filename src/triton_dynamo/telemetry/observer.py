@@ -16,7 +16,8 @@ from typing import Any
 from ..errors import Status
 from ..triton import InferenceRequest, TraceTimestamps
 from .metrics import ModelStats, WorkerMetrics
-from .tracing import Clock, TraceParent, drops_unsampled_parents, parent_context, parse_traceparent
+from .spans import ChildSpan, RequestSpan
+from .tracing import Clock, RequestTracer, SpanStart, TraceParent, parse_traceparent
 
 logger = logging.getLogger(__name__)
 
@@ -33,8 +34,9 @@ class RequestRecord:
     batch_size: int
     input_bytes: int
     start_ns: int
-    span: Any = None
+    span: SpanStart | None = None  # set when the request is traced
     trace_id: str | None = None
+    error: str | None = None
     end_ns: int | None = None
     timestamps: TraceTimestamps | None = None
     awaiting_timestamps: bool = False
@@ -44,48 +46,32 @@ class RequestRecord:
 class RequestTelemetry:
     """The worker's :class:`~triton_dynamo.worker.handler.RequestObserver`."""
 
-    def __init__(self, metrics: WorkerMetrics, tracer: Any = None) -> None:
+    def __init__(self, metrics: WorkerMetrics, tracer: RequestTracer | None = None) -> None:
         self.metrics = metrics
         self.tracer = tracer
         self.clock = Clock()
-
-    @property
-    def tracer(self) -> Any:
-        return self._tracer
-
-    @tracer.setter
-    def tracer(self, tracer: Any) -> None:
-        self._tracer = tracer
-        self._skip_unsampled = tracer is not None and drops_unsampled_parents(tracer)
 
     def started(self, model: str, request_id: str, context: Any) -> RequestRecord:
         """A request arrived (before anything about it is checked)."""
         stats = self.metrics.model(model)
         record = RequestRecord(model, stats, request_id, 1, 0, time.monotonic_ns())
         stats.inflight += 1
-        if self.tracer is None:
+        tracer = self.tracer
+        dynamo = _dynamo_parent(context)
+        if tracer is None:
             # Dynamo's own trace (when its runtime traces) still makes an exemplar, if the frontend sampled it.
-            dynamo = _dynamo_parent(context)
             if dynamo is not None and dynamo.sampled:
                 record.trace_id = dynamo.trace_id
             return record
-        dynamo = _dynamo_parent(context)
-        if dynamo is not None and not dynamo.sampled and self._skip_unsampled:
+        if dynamo is not None and not dynamo.sampled and tracer.skips_unsampled:
             return record  # the frontend did not sample it, and the sampler would drop its span: make none
         client = _client_parent(context)
         # Under Dynamo's trace, the client's own traceparent (if any) becomes a link, so both traces lead here.
-        link = client if dynamo is not None else None
-        span = self.tracer.start_span(
-            f"infer {model}",
-            context=parent_context(dynamo or client),
-            links=[_link(link)] if link else None,
-            start_time=self.clock.to_epoch_ns(record.start_ns),
-            attributes={"triton.model.name": model, "kserve.request.id": request_id},
-        )
-        # A span the sampler dropped records nothing; keeping no reference skips all the later span work.
-        if span.is_recording():
+        span = tracer.start(f"infer {model}", dynamo or client, client if dynamo is not None else None)
+        if span is not None:
             record.span = span
-            record.trace_id = format(span.get_span_context().trace_id, "032x")
+            record.trace_id = format(span.trace_id, "032x")
+            record.attributes.update({"triton.model.name": model, "kserve.request.id": request_id})
         return record
 
     def decoded(self, record: RequestRecord, request: InferenceRequest, input_bytes: int, batch_size: int) -> None:
@@ -115,11 +101,7 @@ class RequestTelemetry:
         stats.output_bytes += output_bytes
         stats.latency.observe((record.end_ns - record.start_ns) / NS_PER_S, record.trace_id)
         if record.span is not None:
-            if status is not None:
-                from opentelemetry.trace import Status as SpanStatus
-                from opentelemetry.trace import StatusCode
-
-                record.span.set_status(SpanStatus(StatusCode.ERROR, status.name))
+            record.error = status.name if status is not None else None
             record.attributes.update(
                 {
                     "triton_dynamo.output.bytes": output_bytes,
@@ -144,37 +126,40 @@ class RequestTelemetry:
                 record.stats.queue.observe(ts.queue_ns / NS_PER_S)
             if ts.compute_ns is not None:
                 record.stats.compute.observe(ts.compute_ns / NS_PER_S)
-        if record.span is None:
-            return
         span = record.span
-        span.set_attributes(record.attributes)
-        if ts is not None:
-            self._child(span, "triton.queue", ts.queue_start_ns, ts.compute_start_ns, {})
-            self._child(
-                span,
-                "triton.compute",
-                ts.compute_start_ns,
-                ts.compute_end_ns,
-                {
-                    "triton.compute_input_us": _us(ts.compute_input_ns),
-                    "triton.compute_infer_us": _us(ts.compute_infer_ns),
-                    "triton.compute_output_us": _us(ts.compute_output_ns),
-                },
-            )
-        span.end(end_time=self.clock.to_epoch_ns(record.end_ns))
-
-    def _child(self, parent: Any, name: str, start_ns: int | None, end_ns: int | None, attributes: dict) -> None:
-        if start_ns is None or end_ns is None:
+        if span is None:
             return
-        from opentelemetry import trace
-
-        child = self.tracer.start_span(
-            name,
-            context=trace.set_span_in_context(parent),
-            start_time=self.clock.to_epoch_ns(start_ns),
-            attributes={k: v for k, v in attributes.items() if v is not None},
+        to_epoch_ns = self.clock.to_epoch_ns
+        self.tracer.finish(
+            RequestSpan(
+                trace_id=span.trace_id,
+                span_id=span.span_id,
+                name=f"infer {record.model}",
+                start_ns=to_epoch_ns(record.start_ns),
+                end_ns=to_epoch_ns(record.end_ns),
+                attributes=record.attributes,
+                parent_span_id=span.parent_span_id,
+                links=span.links,
+                error=record.error,
+                children=self._triton_spans(ts) if ts is not None else [],
+            )
         )
-        child.end(end_time=self.clock.to_epoch_ns(end_ns))
+
+    def _triton_spans(self, ts: TraceTimestamps) -> list[ChildSpan]:
+        """Triton's queue and compute, as far as it reported them."""
+        to_epoch_ns = self.clock.to_epoch_ns
+        spans = []
+        if ts.queue_start_ns is not None and ts.compute_start_ns is not None:
+            spans.append(ChildSpan("triton.queue", to_epoch_ns(ts.queue_start_ns), to_epoch_ns(ts.compute_start_ns)))
+        if ts.compute_start_ns is not None and ts.compute_end_ns is not None:
+            attributes = {
+                "triton.compute_input_us": _us(ts.compute_input_ns),
+                "triton.compute_infer_us": _us(ts.compute_infer_ns),
+                "triton.compute_output_us": _us(ts.compute_output_ns),
+            }
+            start_ns, end_ns = to_epoch_ns(ts.compute_start_ns), to_epoch_ns(ts.compute_end_ns)
+            spans.append(ChildSpan("triton.compute", start_ns, end_ns, attributes))
+        return spans
 
 
 def _us(ns: int | None) -> float | None:
@@ -204,10 +189,3 @@ def _client_parent(context: Any) -> TraceParent | None:
     except Exception:  # metadata is a live view over Rust state; never let it fail a request
         logger.debug("cannot read the request's metadata", exc_info=True)
         return None
-
-
-def _link(parent: TraceParent):
-    from opentelemetry.trace import Link, SpanContext, TraceFlags
-
-    flags = TraceFlags(TraceFlags.SAMPLED if parent.sampled else TraceFlags.DEFAULT)
-    return Link(SpanContext(int(parent.trace_id, 16), int(parent.span_id, 16), is_remote=True, trace_flags=flags))

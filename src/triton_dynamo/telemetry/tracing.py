@@ -6,7 +6,7 @@ Triton stamps activities with the monotonic clock; :func:`to_epoch_ns` maps them
 
 Sampling: the SDK's standard ``OTEL_TRACES_SAMPLER`` / ``OTEL_TRACES_SAMPLER_ARG`` (``triton-dynamo up`` sets
 ``parentbased_traceidratio``), and the parent's sampled flag is honoured, so the worker traces exactly the requests
-the frontend traces.
+the frontend traces. Spans themselves are made by :mod:`.spans`, not the SDK's tracer (why: there).
 
 Parents: Dynamo's request context when its runtime traces (``OTEL_EXPORT_ENABLED`` on the frontend and the worker);
 else a ``traceparent`` the client sent as gRPC metadata ``x-dynamo-meta-traceparent`` (Dynamo 1.6.1's KServe server
@@ -20,7 +20,14 @@ import logging
 import os
 import time
 from collections.abc import Mapping
-from typing import NamedTuple
+from typing import Any, NamedTuple
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource as ResourceProto
+
+from ..errors import ConfigurationError
+from .spans import RequestSpan, SpanBatcher, encode_attributes, new_span_id, new_trace_id
 
 logger = logging.getLogger(__name__)
 
@@ -34,41 +41,105 @@ def tracing_configured(env: Mapping[str, str] = os.environ) -> bool:
     return any(env.get(name) for name in ENDPOINT_VARIABLES)
 
 
-def make_tracer(service_name: str, env: Mapping[str, str] = os.environ):
-    """A tracer exporting over OTLP (gRPC, or HTTP when ``OTEL_EXPORTER_OTLP_PROTOCOL`` says so), or None when no
-    endpoint is configured. The exporter reads the standard ``OTEL_EXPORTER_OTLP_*`` variables itself."""
+class RequestTracer:
+    """Decides which requests get spans (the SDK's sampler, from ``OTEL_TRACES_SAMPLER``) and queues theirs for
+    export (:mod:`.spans`)."""
+
+    def __init__(self, sampler: Any, batcher: SpanBatcher) -> None:
+        self.sampler = sampler
+        self.batcher = batcher
+        # A parent-based sampler drops every span under an unsampled parent: such requests skip the sampler.
+        self.skips_unsampled = drops_unsampled_parents(sampler)
+
+    def start(self, name: str, parent: TraceParent | None, link: TraceParent | None = None) -> SpanStart | None:
+        """The ids of a new span under ``parent`` (a new trace without one), or None when the sampler drops it."""
+        context = parent_context(parent)
+        trace_id = int(parent.trace_id, 16) if context is not None else new_trace_id()
+        links = [_link(link)] if link is not None else None
+        if not self.sampler.should_sample(context, trace_id, name, links=links).decision.is_sampled():
+            return None
+        return SpanStart(
+            trace_id,
+            new_span_id(),
+            int(parent.span_id, 16) if context is not None else None,
+            ((int(link.trace_id, 16), int(link.span_id, 16)),) if link is not None else (),
+        )
+
+    def finish(self, span: RequestSpan) -> None:
+        self.batcher.add(span)
+
+    def shutdown(self) -> None:
+        self.batcher.shutdown()
+
+
+class SpanStart(NamedTuple):
+    """A sampled request's ids, until its span is finished."""
+
+    trace_id: int
+    span_id: int
+    parent_span_id: int | None
+    links: tuple[tuple[int, int], ...]
+
+
+def make_tracer(service_name: str, env: Mapping[str, str] = os.environ) -> RequestTracer | None:
+    """A tracer exporting over OTLP/gRPC, or None when no endpoint is configured. The SDK's exporter reads the
+    standard ``OTEL_EXPORTER_OTLP_*`` variables itself.
+
+    Raises :class:`~triton_dynamo.errors.ConfigurationError` for an OTLP protocol other than gRPC: every collector
+    (and Tempo, Jaeger) takes gRPC, and one transport is one thing to keep right.
+    """
     if not tracing_configured(env):
         return None
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
     protocol = env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or env.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "grpc"
-    if protocol.startswith("http"):
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    else:
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    if protocol != "grpc":
+        raise ConfigurationError(
+            f"OTLP protocol {protocol!r} is not supported by the worker: it exports traces over OTLP/gRPC only; "
+            "set OTEL_EXPORTER_OTLP_PROTOCOL=grpc and point the endpoint at a collector's gRPC port (4317)"
+        )
     name = env.get("OTEL_SERVICE_NAME") or service_name
-    provider = TracerProvider(resource=Resource.create({"service.name": name}))
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    # The provider only to build the sampler and the resource from the environment as every SDK user gets them.
+    provider = TracerProvider(resource=Resource.create({"service.name": name}), shutdown_on_exit=False)
+    batcher = SpanBatcher.from_env(
+        _grpc_exporter().export,
+        ResourceProto(attributes=encode_attributes(provider.resource.attributes)),
+        InstrumentationScope(name="triton_dynamo.worker"),
+        env,
+    )
     logger.info(
-        "tracing on: spans of service %r go to %s over OTLP/%s",
+        "tracing on: spans of service %r go to %s over OTLP/gRPC",
         name,
         next(env[v] for v in ENDPOINT_VARIABLES if env.get(v)),
-        protocol,
     )
-    return provider.get_tracer("triton_dynamo.worker")
+    return RequestTracer(provider.sampler, batcher)
 
 
-def drops_unsampled_parents(tracer) -> bool:
-    """Whether ``tracer``'s sampler drops every span whose remote parent is not sampled (the parent-based samplers
-    ``triton-dynamo up`` configures do): the worker can then skip the SDK's parent context, span start and ids for
-    a span that would never record. False for any other sampler, whose decisions are left to it."""
+def _grpc_exporter():
+    """The SDK's OTLP/gRPC span exporter, handed requests :mod:`.spans` has encoded already: ``_translate_data``
+    is the one place the exporter encodes (opentelemetry-exporter-otlp-proto-grpc 1.27 to 1.45 alike); everything
+    else (endpoint, headers, TLS, compression, timeout, retries with backoff) is the SDK's."""
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+    class EncodedSpanExporter(OTLPSpanExporter):
+        def _translate_data(self, data: ExportTraceServiceRequest) -> ExportTraceServiceRequest:
+            return data
+
+        def _count_data(self, data: ExportTraceServiceRequest) -> int:
+            return sum(len(scope.spans) for resource in data.resource_spans for scope in resource.scope_spans)
+
+    return EncodedSpanExporter()
+
+
+def drops_unsampled_parents(sampler) -> bool:
+    """Whether ``sampler`` drops every span whose remote parent is not sampled (the parent-based samplers
+    ``triton-dynamo up`` configures do): the worker can then skip the sampler and ids for a span that would never
+    record. False for any other sampler, whose decisions are left to it."""
     from opentelemetry import trace
     from opentelemetry.sdk.trace.sampling import Decision, ParentBased
     from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
-    sampler = getattr(tracer, "sampler", None)
     if not isinstance(sampler, ParentBased):
         return False
     parent = SpanContext(1, 1, is_remote=True, trace_flags=TraceFlags(TraceFlags.DEFAULT))
@@ -123,6 +194,13 @@ def parent_context(parent: TraceParent | None):
     if not span_context.is_valid:
         return None
     return trace.set_span_in_context(NonRecordingSpan(span_context))
+
+
+def _link(parent: TraceParent):
+    from opentelemetry.trace import Link, SpanContext, TraceFlags
+
+    flags = TraceFlags(TraceFlags.SAMPLED if parent.sampled else TraceFlags.DEFAULT)
+    return Link(SpanContext(int(parent.trace_id, 16), int(parent.span_id, 16), is_remote=True, trace_flags=flags))
 
 
 def parse_traceparent(value: str | None) -> TraceParent | None:

@@ -252,6 +252,9 @@ class Worker:
     async def _stop_triton(self) -> None:
         if self.server is not None:
             await asyncio.to_thread(self.server.stop, timeout_s=5)
+        tracer = self.observer.tracer if isinstance(self.observer, RequestTelemetry) else None
+        if tracer is not None:  # the spans of the last requests, queued for the next batch
+            await asyncio.to_thread(tracer.shutdown)
 
 
 async def serve(config: WorkerConfig, observer: RequestObserver | None = None) -> None:
