@@ -282,7 +282,7 @@ def main() -> None:
             settings = {
                 "stack_no_telemetry": ((), {"TRITON_DYNAMO_TELEMETRY": "false"}),
                 # Dynamo's own spans (frontend and worker runtime) without the worker's: the part of tracing's cost
-                # that is Dynamo's. OTEL_SDK_DISABLED turns off the worker's OpenTelemetry SDK; Dynamo ignores it.
+                # that is Dynamo's. OTEL_SDK_DISABLED turns off the worker's tracing; Dynamo ignores it.
                 "stack_dynamo_traced": (tracing, {"OTEL_SDK_DISABLED": "true"}),
                 "stack_traced": (tracing, {}),
             }
@@ -393,7 +393,7 @@ def main() -> None:
                 cpu = case[variant]["c32"]["worker_cpu_us_per_request"]
                 label = {
                     "stack": "metrics only (tracing off)",
-                    "stack_dynamo_traced": "Dynamo's spans only (worker SDK off)",
+                    "stack_dynamo_traced": "Dynamo's spans only (the worker's off)",
                     "stack_traced": "tracing on",
                 }[variant]
                 print(
