@@ -5,6 +5,7 @@ The same path end to end, through the SDK's OTLP/gRPC transport to a real receiv
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope, KeyValue
@@ -156,3 +157,19 @@ def test_tracing_is_off_without_an_endpoint_and_refuses_otlp_over_http() -> None
             "w",
             {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"},
         )
+
+
+def test_shutdown_gives_up_on_a_collector_that_does_not_answer() -> None:
+    calls = []
+
+    def export(request) -> None:
+        calls.append(request)
+        time.sleep(0.3)  # as an exporter waits out its timeout
+
+    batcher = SpanBatcher(export, RESOURCE, SCOPE, delay_s=3600, max_batch=1)
+    for number in range(1, 11):
+        batcher.add(_span(number))
+    started = time.monotonic()
+    batcher.shutdown(timeout_s=0.5)
+    assert time.monotonic() - started < 1.5
+    assert 1 <= len(calls) <= 3  # the rest dropped, not sent after the deadline

@@ -18,9 +18,11 @@ requests rather than spans.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import random
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -179,6 +181,7 @@ class SpanBatcher:
         self._wake = threading.Event()
         self._exporting = threading.Lock()
         self._stopped = False
+        self._deadline_s = math.inf
         self._thread = threading.Thread(target=self._run, name="triton-dynamo-spans", daemon=True)
         self._thread.start()
 
@@ -210,23 +213,29 @@ class SpanBatcher:
             self._wake.set()
 
     def flush(self) -> None:
-        """Export everything queued now, on the caller's thread."""
+        """Export everything queued now, on the caller's thread. Once :meth:`shutdown`'s deadline has passed, what
+        is left is dropped: a collector that does not answer cannot hold a stopping worker for long."""
         with self._exporting:
             queue = self._queue
-            while queue:
+            while queue and time.monotonic() < self._deadline_s:
                 batch = [queue.popleft() for _ in range(min(len(queue), self.max_batch))]
                 try:
                     self.export(encode_spans(batch, self.resource, self.scope))
                 except Exception:
                     logger.exception("exporting %d request spans failed", len(batch))
+            self.dropped += len(queue)
+            queue.clear()
             if self.dropped:
                 logger.warning(
-                    "dropped %d request spans: the export queue of %d was full", self.dropped, self.max_queue
+                    "dropped %d request spans: the export queue of %d was full, or the worker was stopping",
+                    self.dropped,
+                    self.max_queue,
                 )
                 self.dropped = 0
 
     def shutdown(self, timeout_s: float = 5.0) -> None:
-        """Stop the thread and export what is left."""
+        """Stop the thread and export what is left, for at most about ``timeout_s`` more than one export takes."""
+        self._deadline_s = time.monotonic() + timeout_s
         self._stopped = True
         self._wake.set()
         self._thread.join(timeout_s)

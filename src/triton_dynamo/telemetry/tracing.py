@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -45,9 +45,10 @@ class RequestTracer:
     """Decides which requests get spans (the SDK's sampler, from ``OTEL_TRACES_SAMPLER``) and queues theirs for
     export (:mod:`.spans`)."""
 
-    def __init__(self, sampler: Any, batcher: SpanBatcher) -> None:
+    def __init__(self, sampler: Any, batcher: SpanBatcher, close: Callable[[], Any] | None = None) -> None:
         self.sampler = sampler
         self.batcher = batcher
+        self._close = close  # the transport's
         # A parent-based sampler drops every span under an unsampled parent: such requests skip the sampler.
         self.skips_unsampled = drops_unsampled_parents(sampler)
 
@@ -69,7 +70,10 @@ class RequestTracer:
         self.batcher.add(span)
 
     def shutdown(self) -> None:
+        """Export the spans still queued (for a few seconds at most), then close the transport."""
         self.batcher.shutdown()
+        if self._close is not None:
+            self._close()
 
 
 class SpanStart(NamedTuple):
@@ -102,8 +106,9 @@ def make_tracer(service_name: str, env: Mapping[str, str] = os.environ) -> Reque
     name = env.get("OTEL_SERVICE_NAME") or service_name
     # The provider only to build the sampler and the resource from the environment as every SDK user gets them.
     provider = TracerProvider(resource=Resource.create({"service.name": name}), shutdown_on_exit=False)
+    exporter = _grpc_exporter()
     batcher = SpanBatcher.from_env(
-        _grpc_exporter().export,
+        exporter.export,
         ResourceProto(attributes=encode_attributes(provider.resource.attributes)),
         InstrumentationScope(name="triton_dynamo.worker"),
         env,
@@ -113,7 +118,7 @@ def make_tracer(service_name: str, env: Mapping[str, str] = os.environ) -> Reque
         name,
         next(env[v] for v in ENDPOINT_VARIABLES if env.get(v)),
     )
-    return RequestTracer(provider.sampler, batcher)
+    return RequestTracer(provider.sampler, batcher, exporter.shutdown)
 
 
 def _grpc_exporter():
