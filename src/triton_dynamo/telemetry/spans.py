@@ -223,8 +223,9 @@ class SpanBatcher:
                     self.export(encode_spans(batch, self.resource, self.scope))
                 except Exception:
                     logger.exception("exporting %d request spans failed", len(batch))
-            self.dropped += len(queue)
-            queue.clear()
+            if queue:  # past the deadline
+                self.dropped += len(queue)
+                queue.clear()
             if self.dropped:
                 logger.warning(
                     "dropped %d request spans: the export queue of %d was full, or the worker was stopping",

@@ -123,8 +123,9 @@ def make_tracer(service_name: str, env: Mapping[str, str] = os.environ) -> Reque
 
 def _grpc_exporter():
     """The SDK's OTLP/gRPC span exporter, handed requests :mod:`.spans` has encoded already: ``_translate_data``
-    is the one place the exporter encodes (opentelemetry-exporter-otlp-proto-grpc 1.27 to 1.45 alike); everything
-    else (endpoint, headers, TLS, compression, timeout, retries with backoff) is the SDK's."""
+    is the one place the exporter encodes (opentelemetry-exporter-otlp-proto-grpc 1.45, the locked version; a
+    release that moved it would fail tests/telemetry/test_tracing.py); everything else (endpoint, headers, TLS,
+    compression, timeout, retries with backoff) is the SDK's."""
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
     class EncodedSpanExporter(OTLPSpanExporter):
