@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import Status
@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 NS_PER_S = 1e9
 
 
-@dataclass
+@dataclass(slots=True)
 class RequestRecord:
     """One request's telemetry while it is under way."""
 
@@ -40,7 +40,7 @@ class RequestRecord:
     end_ns: int | None = None
     timestamps: TraceTimestamps | None = None
     awaiting_timestamps: bool = False
-    attributes: dict = field(default_factory=dict)
+    attributes: dict | None = None  # the span's, when the request is traced
 
 
 class RequestTelemetry:
@@ -71,7 +71,7 @@ class RequestTelemetry:
         if span is not None:
             record.span = span
             record.trace_id = format(span.trace_id, "032x")
-            record.attributes.update({"triton.model.name": model, "kserve.request.id": request_id})
+            record.attributes = {"triton.model.name": model, "kserve.request.id": request_id}
         return record
 
     def decoded(self, record: RequestRecord, request: InferenceRequest, input_bytes: int, batch_size: int) -> None:
