@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 from ctypes import POINTER, c_bool, c_char_p, c_double, c_int, c_int64, c_size_t, c_uint, c_uint32, c_uint64, c_void_p
+from pathlib import Path
 
 from .errors import TritonError
 
@@ -286,22 +287,49 @@ _SHIM_CALLBACKS = (
 )
 
 
+def shim_path() -> Path:
+    """The compiled shim: the package's (built at install), else one in the user's cache, built now if need be."""
+    from . import _build_shim
+
+    path = _build_shim.SOURCE.with_name(_build_shim.LIBRARY_NAME)
+    if not path.exists():
+        path = _build_shim.cached_library()
+        if not path.exists():
+            try:
+                _build_shim.compile_shim(path)
+            except RuntimeError as exc:
+                raise TritonError(
+                    f"the binding's C callbacks are not built and cannot be: {exc}", code=TritonError.UNAVAILABLE
+                ) from exc
+    return path
+
+
+def reals_from_list() -> ctypes._CFuncPtr:
+    """The shim's ``td_reals_from_list(list, out, count, width)``, which needs no Triton (see ``_shim.c``)."""
+    fn = ctypes.PyDLL(str(shim_path())).td_reals_from_list  # PyDLL: it calls into Python, under the GIL
+    fn.argtypes = (ctypes.py_object, c_void_p, c_size_t, c_int)
+    fn.restype = c_int
+    return fn
+
+
+def address(array) -> int:
+    """Where a contiguous numpy array's data starts (``array.ctypes.data`` costs six times more: it builds an
+    object)."""
+    try:
+        return _addressof(_c_char_from_buffer(array))
+    except (TypeError, ValueError):  # read-only or empty
+        return array.ctypes.data
+
+
+_addressof = ctypes.addressof
+_c_char_from_buffer = ctypes.c_char.from_buffer
+
+
 class Shim:
     """The binding's C callbacks, loaded from the package (built at install) or built into the user's cache."""
 
     def __init__(self, api: CApi) -> None:
-        from . import _build_shim
-
-        path = _build_shim.SOURCE.with_name(_build_shim.LIBRARY_NAME)
-        if not path.exists():
-            path = _build_shim.cached_library()
-            if not path.exists():
-                try:
-                    _build_shim.compile_shim(path)
-                except RuntimeError as exc:
-                    raise TritonError(
-                        f"the binding's C callbacks are not built and cannot be: {exc}", code=TritonError.UNAVAILABLE
-                    ) from exc
+        path = shim_path()
         lib = ctypes.PyDLL(str(path))  # every call here is short and never waits: keep the GIL (see keeps_gil)
         for name, (restype, argtypes) in _SHIM_FUNCTIONS.items():
             fn = getattr(lib, name)

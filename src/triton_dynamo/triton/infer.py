@@ -385,21 +385,12 @@ class _Scratch:
         self.rows = np.frombuffer(self.outputs, dtype=_OUTPUT_DTYPE)
 
 
-def _address(array: np.ndarray) -> int:
-    """Where a contiguous array's data starts (``array.ctypes.data`` costs six times more: it builds an object)."""
-    try:
-        return _addressof(_c_char_from_buffer(array))
-    except (TypeError, ValueError):  # read-only or empty
-        return array.ctypes.data
-
-
-_addressof = ctypes.addressof
+_address = C.address
 # ctypes.memmove lets go of the GIL, and getting it back from Dynamo's threads under load costs far more than the
 # copy: libc's memmove through a handle whose calls keep the GIL.
 _memmove = ctypes.PyDLL(None).memmove
 _memmove.argtypes = (c_void_p, c_void_p, ctypes.c_size_t)
 _memmove.restype = c_void_p
-_c_char_from_buffer = ctypes.c_char.from_buffer
 # Outputs up to this size are copied into a numpy array, their buffer left to the response's release: cheaper than
 # an array that owns the buffer (about 2 us less per small output), and a memcpy of this size costs well under that.
 _COPY_MAX_BYTES = 16384
