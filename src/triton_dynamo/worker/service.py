@@ -98,6 +98,7 @@ class Worker:
             await asyncio.wait(serving, timeout=10)
         finally:
             await self._stop_triton()
+            await self._stop_tracing()
 
     async def _start_triton(self) -> None:
         c = self.config
@@ -252,6 +253,8 @@ class Worker:
     async def _stop_triton(self) -> None:
         if self.server is not None:
             await asyncio.to_thread(self.server.stop, timeout_s=5)
+
+    async def _stop_tracing(self) -> None:
         tracer = self.observer.tracer if isinstance(self.observer, RequestTelemetry) else None
         if tracer is not None:  # the spans of the last requests, queued for the next batch
             await asyncio.to_thread(tracer.shutdown)
