@@ -8,6 +8,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -20,6 +21,7 @@ from triton_dynamo.telemetry.metrics import WorkerMetrics
 from triton_dynamo.telemetry.observer import RequestTelemetry
 from triton_dynamo.telemetry.spans import SpanBatcher
 from triton_dynamo.telemetry.tracing import RequestTracer, TraceParent, drops_unsampled_parents, parse_traceparent
+from triton_dynamo.triton import TraceTimestamps
 
 from ..e2e.processes import StackProcess, start_stack
 from .otlp import OtlpReceiver, ReceivedSpan
@@ -165,3 +167,27 @@ def test_without_tracer_a_sampled_dynamo_trace_still_makes_an_exemplar() -> None
 )
 def test_parse_traceparent(value: str | None, expected: TraceParent | None) -> None:
     assert parse_traceparent(value) == expected
+
+
+def test_the_request_span_covers_a_compute_end_stamped_after_the_response(traced) -> None:
+    telemetry, exported = traced
+    record = telemetry.started("identity", "r1", DynamoContext(f"00-{TRACE_ID}-{SPAN_ID}-01"))
+    request = SimpleNamespace(request_id="r1", trace=True, on_trace=None)
+    telemetry.decoded(record, request, 24, 1)
+    telemetry.finished(record, None, 24, 1)
+    assert exported.spans() == []  # waits for Triton's timestamps
+    # As the python backend reports it: compute ends 0.3 ms after the response reached the worker.
+    compute_end_ns = record.end_ns + 300_000
+    request.on_trace(
+        TraceTimestamps(
+            queue_start_ns=record.start_ns + 1000,
+            compute_start_ns=record.start_ns + 2000,
+            compute_end_ns=compute_end_ns,
+        )
+    )
+    spans = {s.name: s for s in exported.spans()}
+    request_span, compute = spans["infer identity"], spans["triton.compute"]
+    assert request_span.end_time_unix_nano == compute.end_time_unix_nano
+    assert request_span.start_time_unix_nano < spans["triton.queue"].start_time_unix_nano
+    # the latency histogram keeps what the client waited for
+    assert telemetry.metrics.model("identity").latency.sum == pytest.approx((record.end_ns - record.start_ns) / 1e9)

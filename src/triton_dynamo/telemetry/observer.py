@@ -3,7 +3,8 @@
 The handler calls :meth:`RequestTelemetry.started` when a request arrives, :meth:`RequestTelemetry.decoded` once it
 passed its checks, and :meth:`RequestTelemetry.finished` after the last response (or the error). Triton's trace
 timestamps arrive through the request's ``on_trace`` callback, before or after ``finished``; queue and compute
-histograms and the child spans are recorded once both have happened.
+histograms and the child spans are recorded once both have happened. A request's span runs from its arrival to the
+later of its last response and Triton's end of compute, so that Triton's spans nest inside it.
 """
 
 from __future__ import annotations
@@ -130,13 +131,19 @@ class RequestTelemetry:
         if span is None:
             return
         to_epoch_ns = self.clock.to_epoch_ns
+        start_ns, end_ns = record.start_ns, record.end_ns
+        if ts is not None:
+            # Backends may stamp the end of compute after the response left: the python backend sends it from the
+            # stub before the parent stamps compute end (up to 0.35 ms later here). The request's span covers both.
+            start_ns = min(start_ns, ts.queue_start_ns or start_ns)
+            end_ns = max(end_ns, ts.compute_end_ns or end_ns)
         self.tracer.finish(
             RequestSpan(
                 trace_id=span.trace_id,
                 span_id=span.span_id,
                 name=f"infer {record.model}",
-                start_ns=to_epoch_ns(record.start_ns),
-                end_ns=to_epoch_ns(record.end_ns),
+                start_ns=to_epoch_ns(start_ns),
+                end_ns=to_epoch_ns(end_ns),
                 attributes=record.attributes,
                 parent_span_id=span.parent_span_id,
                 links=span.links,
