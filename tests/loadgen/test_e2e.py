@@ -110,21 +110,23 @@ def test_the_check_counts_a_wrong_answer_as_a_failure(file_stack: StackProcess, 
 def test_a_step_ramp_reports_its_knee(file_stack: StackProcess, tmp_path: Path) -> None:
     # 'slow' at 100 ms has a capacity set by its config, not by this machine's CPU (identity still scaled at 16 users
     # on a quiet CI machine; at 20 ms the stack's own few ms per request still blurred the knee): 2 workers x
-    # 2 instances x 1000 / 100 ms = 40 req/s. At most 10 users never overfill one worker's 2 instances and queue of 8,
-    # however requests are routed, so nothing is refused. Round-robin over two workers still leaves one with 3 of
-    # 4 requests at times (4 users gave 77 % of capacity, 8 and 10 users 90-96 %), hence a 10 % minimum gain.
+    # 2 instances x 1000 / 100 ms = 40 req/s. At most 8 users never overfill one worker's 2 instances and queue of 8,
+    # however requests are routed, so nothing is refused: 10 users once did (1 of 635), because the python backend
+    # holds an instance a little after the response has left, and that user's next request already waits. Round-robin
+    # over two workers still leaves one with 3 of 4 requests at times (4 users gave 75-78 % of capacity, 6 and 8 users
+    # 83-89 %), hence a 10 % minimum gain.
     capacity_rps = 2 * 2 * 1000 / 100
     request = {"model": "slow", "inputs": {"INPUT0": {"datatype": "FP32", "shape": [4], "data": [1, 2, 3, 4]}}}
     request["inputs"]["DELAY_MS"] = {"datatype": "INT32", "shape": [1], "data": [100]}
     (tmp_path / "slow.jsonl").write_text(json.dumps(request))
     argv = ["--url", file_stack.grpc_url, "--shape", "step", "--step-users", "2", "--step-s", "4"]
-    argv += ["--step-max-users", "10", "--settle-s", "0.5", "--spawn-rate", "40", "--duration-s", "0"]
+    argv += ["--step-max-users", "8", "--settle-s", "0.5", "--spawn-rate", "40", "--duration-s", "0"]
     argv += ["--knee-min-gain", "0.1", "--requests-file", str(tmp_path / "slow.jsonl"), "--out-dir", str(tmp_path)]
     argv += ["--client-metrics-port", "0", "--", "--only-summary"]
     assert loadtest(argv) == 0
     summary = json.loads((tmp_path / "summary.json").read_text())
     steps, knee = summary["steps"], summary["knee"]
-    assert [s["users"] for s in steps] == [2, 4, 6, 8, 10]
+    assert [s["users"] for s in steps] == [2, 4, 6, 8]
     assert all(s["throughput_rps"] > 0 and s["window_s"] >= 3.0 for s in steps), steps
     assert knee["found"] and knee["min_gain"] == 0.1, knee
     at_knee = next(s for s in steps if s["users"] == knee["users"])
@@ -133,7 +135,7 @@ def test_a_step_ramp_reports_its_knee(file_stack: StackProcess, tmp_path: Path) 
     after = next(s for s in steps if s["users"] == knee["next_users"])
     best_before = max(s["throughput_rps"] for s in steps[: steps.index(after)])
     assert after["throughput_rps"] < (1 + knee["min_gain"]) * best_before
-    assert summary["duration_s"] == pytest.approx(20, abs=1.5)
+    assert summary["duration_s"] == pytest.approx(16, abs=1.5)
 
 
 def test_master_and_worker_merge_their_histograms(file_stack: StackProcess, tmp_path: Path) -> None:
