@@ -57,7 +57,9 @@ def test_headless_run_of_every_sample_model_matches_the_servers_counts(
     classifier_bucket = (
         'triton_dynamo_client_request_duration_seconds_bucket{kind="unary",le="10.0",model="classifier"}'
     )
-    code, scraped = run_loadtest_cli(argv, metrics_port, [re.escape(repeat_bucket), re.escape(classifier_bucket)])
+    # Scraped once every pattern matched: the first scrape that showed two models could still lack identity.
+    patterns = [re.escape(repeat_bucket), re.escape(classifier_bucket), CLIENT_REQUESTS]
+    code, scraped = run_loadtest_cli(argv, metrics_port, patterns)
     served = frontend_requests(file_stack.metrics_port) - before
 
     summary = json.loads((tmp_path / "summary.json").read_text())
