@@ -8,8 +8,11 @@ process costs ~200 us per request of IPC on its own):
                response path as ours, Dynamo's push egress; `--floor-egress pull` for its default handler shape)
   triton_grpc  the wheel's tritonserver binary, its own gRPC endpoint
 For 16 and 150528 elements: p50/p90/p99 of sequential requests (concurrency 1) and throughput with p50/p99 at
-concurrency 32 (tritonclient aio). Parts of each measurement (--rounds, 2 by default) are interleaved across paths so
-that drift in machine load hits all alike. Writes benchmarks/results/stack.json and prints the ratios to the floor.
+concurrency 32 (tritonclient aio). Parts of each measurement (--rounds, 2 by default) are interleaved across paths,
+in a new random order each round (--seed), so that drift in machine load and a path's place in the round hit all alike.
+Writes benchmarks/results/stack.json and prints the ratios to the floor. With --telemetry-variants it also prints each
+telemetry variant's throughput against the stack without telemetry, pooled and as the median of per-round ratios (each
+round's paths ran within seconds of each other, so that ratio is paired).
 
     uv run python benchmarks/stack.py [--requests 1000] [--seconds 5] [--backend native|python]
 """
@@ -19,7 +22,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import random
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -259,7 +264,9 @@ def main() -> None:
         default="push",
         help="how the floor's echo worker returns responses: push (as the triton-dynamo worker does) or pull",
     )
+    parser.add_argument("--seed", type=int, default=0, help="seeds the order of the paths in each round")
     args = parser.parse_args()
+    order = random.Random(args.seed)
     variants = ("stack_no_telemetry", "stack_dynamo_traced", "stack_traced")
     paths = PATHS + (variants if args.telemetry_variants else ())
 
@@ -310,24 +317,28 @@ def main() -> None:
             for path in paths:
                 sequential(urls[path], data, max(20, args.requests // 10))  # warm-up
             for _ in range(args.rounds):
-                for path in paths:
+                for path in order.sample(paths, len(paths)):
                     seq[path] += sequential(urls[path], data, args.requests // args.rounds)
             conc: dict[str, list[float]] = {p: [] for p in paths}
             conc_s = dict.fromkeys(paths, 0.0)
             worker_cpu_s = dict.fromkeys(workers, 0.0)
+            round_rps: dict[str, list[float]] = {p: [] for p in paths}
             for _ in range(args.rounds):
-                for path in paths:
+                for path in order.sample(paths, len(paths)):
                     cpu_before = cpu_s(workers[path]) if path in workers else None
                     t0 = time.perf_counter()
                     _, samples = asyncio.run(concurrent(urls[path], data, args.seconds / args.rounds, args.concurrency))
-                    conc_s[path] += time.perf_counter() - t0
+                    elapsed_s = time.perf_counter() - t0
+                    conc_s[path] += elapsed_s
                     conc[path] += samples
+                    round_rps[path].append(len(samples) / elapsed_s)
                     if cpu_before is not None:
                         worker_cpu_s[path] += cpu_s(workers[path]) - cpu_before
             case: dict = {}
             for path in paths:
                 c1, c32 = percentiles_us(seq[path]), percentiles_us(conc[path])
-                case[path] = {"c1": c1, "c32": {**c32, "throughput_rps": len(conc[path]) / conc_s[path]}}
+                c32["throughput_rps"], c32["round_throughput_rps"] = len(conc[path]) / conc_s[path], round_rps[path]
+                case[path] = {"c1": c1, "c32": c32}
                 if path in workers:
                     # CPU per request resolves a few µs where latency on a shared 2-core machine moves by 10 %
                     case[path]["c32"]["worker_cpu_us_per_request"] = 1e6 * worker_cpu_s[path] / len(conc[path])
@@ -390,6 +401,8 @@ def main() -> None:
             for variant in ("stack", "stack_dynamo_traced", "stack_traced"):
                 p50 = case[variant]["c1"]["p50_us"] / base["c1"]["p50_us"] - 1
                 rate = case[variant]["c32"]["throughput_rps"] / base["c32"]["throughput_rps"] - 1
+                per_round = case[variant]["c32"]["round_throughput_rps"], base["c32"]["round_throughput_rps"]
+                paired = [v / b - 1 for v, b in zip(*per_round, strict=True)]
                 cpu = case[variant]["c32"]["worker_cpu_us_per_request"]
                 label = {
                     "stack": "metrics only (tracing off)",
@@ -397,7 +410,9 @@ def main() -> None:
                     "stack_traced": "tracing on",
                 }[variant]
                 print(
-                    f"telemetry cost, {size} elements, {label}: p50 {100 * p50:+.1f}%, throughput {100 * rate:+.1f}%, "
+                    f"telemetry cost, {size} elements, {label}: p50 {100 * p50:+.1f}%, throughput {100 * rate:+.1f}% "
+                    f"(per round: median {100 * statistics.median(paired):+.1f}%, "
+                    f"{100 * min(paired):+.1f} to {100 * max(paired):+.1f}%), "
                     f"worker CPU {cpu:.0f} vs {base_cpu:.0f} us/request ({100 * (cpu / base_cpu - 1):+.1f}%)"
                 )
     print("written:", write_results("stack" if args.backend == "native" else "stack_python", results))
