@@ -142,10 +142,21 @@ def test_under_dynamos_trace_the_clients_traceparent_is_a_link(traced) -> None:
 
 
 def test_without_tracer_a_sampled_dynamo_trace_still_makes_an_exemplar() -> None:
-    telemetry = RequestTelemetry(WorkerMetrics())
+    telemetry = RequestTelemetry(WorkerMetrics(), dynamo_traces=True)
     assert _request(telemetry, DynamoContext(f"00-{TRACE_ID}-{SPAN_ID}-01")) == TRACE_ID
     assert _request(telemetry, DynamoContext(f"00-{TRACE_ID}-{SPAN_ID}-00")) is None
     assert _request(telemetry, DynamoContext(None)) is None
+
+
+class UnreadContext(DynamoContext):
+    def trace_headers(self) -> dict | None:
+        raise AssertionError("read Dynamo's trace headers though Dynamo exports no spans")
+
+
+def test_without_tracer_or_dynamos_export_the_context_is_not_read_and_makes_no_exemplar() -> None:
+    telemetry = RequestTelemetry(WorkerMetrics())
+    assert _request(telemetry, UnreadContext(f"00-{TRACE_ID}-{SPAN_ID}-01")) is None
+    assert telemetry.metrics.model("identity").outcomes == {"success": 1}
 
 
 @pytest.mark.parametrize(

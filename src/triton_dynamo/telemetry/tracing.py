@@ -42,6 +42,17 @@ def tracing_configured(env: Mapping[str, str] = os.environ) -> bool:
     return any(env.get(name) for name in ENDPOINT_VARIABLES)
 
 
+def dynamo_exports_traces(env: Mapping[str, str] = os.environ) -> bool:
+    """Whether Dynamo's runtime in this process exports its spans: ``OTEL_EXPORT_ENABLED``, read as Dynamo 1.6.1 reads
+    it (1, true, on or yes).
+
+    Example:
+        >>> dynamo_exports_traces({"OTEL_EXPORT_ENABLED": "On"}), dynamo_exports_traces({})
+        (True, False)
+    """
+    return env.get("OTEL_EXPORT_ENABLED", "").strip().lower() in ("1", "true", "on", "yes")
+
+
 class RequestTracer:
     """Decides which requests get spans (the SDK's sampler, from ``OTEL_TRACES_SAMPLER``) and queues theirs for
     export (:mod:`.spans`)."""

@@ -22,7 +22,7 @@ import time
 from ..errors import ConfigurationError, TritonDynamoError
 from ..telemetry.metrics import WorkerMetrics, fetch_url, scrape_registry, serve_metrics
 from ..telemetry.observer import RequestTelemetry
-from ..telemetry.tracing import make_tracer
+from ..telemetry.tracing import dynamo_exports_traces, make_tracer
 from ..triton import Options, Server
 from .config import WorkerConfig
 from .handler import Admission, ModelHandler, RequestObserver
@@ -52,7 +52,8 @@ class Worker:
     def __init__(self, config: WorkerConfig, observer: RequestObserver | None = None) -> None:
         self.config = config
         self.metrics = WorkerMetrics()
-        self.observer = observer or (RequestTelemetry(self.metrics) if config.telemetry else None)
+        telemetry = RequestTelemetry(self.metrics, dynamo_traces=dynamo_exports_traces()) if config.telemetry else None
+        self.observer = observer or telemetry
         self.admission = Admission(limit=config.max_inflight)
         self.server: Server | None = None
         self.runtime = None
