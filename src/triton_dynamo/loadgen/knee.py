@@ -9,7 +9,7 @@ step that failed to improve. When every step raised throughput, there is no knee
 reached saturation and should go higher. Steps whose window holds no whole 100 ms are left out.
 
 Example:
-    >>> knee = find_knee([(1, 100.0), (2, 190.0), (3, 200.0), (4, 198.0)], min_gain=0.05)
+    >>> knee = find_knee([(1, 100.0), (2, 190.0), (3, 195.0), (4, 198.0)], min_gain=0.05)
     >>> knee["found"], knee["users"], knee["throughput_rps"], knee["next_users"]
     (True, 2, 190.0, 3)
 """

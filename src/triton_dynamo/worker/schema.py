@@ -9,7 +9,7 @@ Example:
     >>> schema.check_input("INPUT0", "FP32", (3,))
     Traceback (most recent call last):
     ...
-    triton_dynamo.errors.InvalidInput: input 'INPUT0' of model 'identity' is INT32; the request sent FP32
+    triton_dynamo.errors.InvalidInput: [INVALID_ARGUMENT] input 'INPUT0' of model 'identity' is INT32; the request ...
 """
 
 from __future__ import annotations

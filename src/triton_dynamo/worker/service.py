@@ -40,7 +40,7 @@ def endpoint_slug(model_name: str) -> str:
 
     Example:
         >>> endpoint_slug("Add.Sub")
-        'add_sub_e2c5cc4c'
+        'add_sub_8504e189'
     """
     safe = re.sub(r"[^a-z0-9_-]", "_", model_name.lower())
     return f"{safe}_{hashlib.sha256(model_name.encode()).hexdigest()[:8]}"
