@@ -181,14 +181,16 @@ def start_floor(
     return [frontend, worker], url
 
 
-def worker_process(procs: list[subprocess.Popen]) -> psutil.Process:
-    """The process that serves requests behind a path's frontend: the worker `up` started, or the echo worker."""
+def find_process(procs: list[subprocess.Popen], role: str) -> psutil.Process:
+    """A path's ``worker`` (the one `up` started, or the echo worker) or its Dynamo ``frontend``."""
     for proc in procs:
         for candidate in [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]:
             cmdline = candidate.cmdline()
-            if "worker" in cmdline or any(arg.endswith("echo_worker.py") for arg in cmdline):
+            if role == "frontend" and "dynamo.frontend" in cmdline:
                 return candidate
-    raise RuntimeError("no worker process found")
+            if role == "worker" and ("worker" in cmdline or any(arg.endswith("echo_worker.py") for arg in cmdline)):
+                return candidate
+    raise RuntimeError(f"no {role} process found")
 
 
 def cpu_s(process: psutil.Process) -> float:
@@ -282,7 +284,8 @@ def main() -> None:
         procs.append(start_triton_binary([MODEL], triton_port, repo))
         wait_for_port(triton_port)
         urls = {"stack": stack_url, "floor": floor_url, "triton_grpc": f"127.0.0.1:{triton_port}"}
-        workers = {"stack": worker_process(stack_procs), "floor": worker_process(floor_procs)}
+        workers = {"stack": find_process(stack_procs, "worker"), "floor": find_process(floor_procs, "worker")}
+        frontends = {"stack": find_process(stack_procs, "frontend"), "floor": find_process(floor_procs, "frontend")}
         if args.telemetry_variants:
             sink = OtlpSink()
             tracing = ("--otlp-endpoint", sink.endpoint)
@@ -298,7 +301,10 @@ def main() -> None:
                     workdir, variant, extra_args=extra_args, extra_env=extra_env, repository=repo
                 )
                 procs += started
-                workers[variant] = worker_process(started)
+                workers[variant], frontends[variant] = (
+                    find_process(started, "worker"),
+                    find_process(started, "frontend"),
+                )
 
         results: dict = {
             "model": MODEL,
@@ -321,11 +327,11 @@ def main() -> None:
                     seq[path] += sequential(urls[path], data, args.requests // args.rounds)
             conc: dict[str, list[float]] = {p: [] for p in paths}
             conc_s = dict.fromkeys(paths, 0.0)
-            worker_cpu_s = dict.fromkeys(workers, 0.0)
+            worker_cpu_s, frontend_cpu_s = dict.fromkeys(workers, 0.0), dict.fromkeys(frontends, 0.0)
             round_rps: dict[str, list[float]] = {p: [] for p in paths}
             for _ in range(args.rounds):
                 for path in order.sample(paths, len(paths)):
-                    cpu_before = cpu_s(workers[path]) if path in workers else None
+                    cpu_before = (cpu_s(workers[path]), cpu_s(frontends[path])) if path in workers else None
                     t0 = time.perf_counter()
                     _, samples = asyncio.run(concurrent(urls[path], data, args.seconds / args.rounds, args.concurrency))
                     elapsed_s = time.perf_counter() - t0
@@ -333,7 +339,8 @@ def main() -> None:
                     conc[path] += samples
                     round_rps[path].append(len(samples) / elapsed_s)
                     if cpu_before is not None:
-                        worker_cpu_s[path] += cpu_s(workers[path]) - cpu_before
+                        worker_cpu_s[path] += cpu_s(workers[path]) - cpu_before[0]
+                        frontend_cpu_s[path] += cpu_s(frontends[path]) - cpu_before[1]
             case: dict = {}
             for path in paths:
                 c1, c32 = percentiles_us(seq[path]), percentiles_us(conc[path])
@@ -342,6 +349,7 @@ def main() -> None:
                 if path in workers:
                     # CPU per request resolves a few µs where latency on a shared 2-core machine moves by 10 %
                     case[path]["c32"]["worker_cpu_us_per_request"] = 1e6 * worker_cpu_s[path] / len(conc[path])
+                    case[path]["c32"]["frontend_cpu_us_per_request"] = 1e6 * frontend_cpu_s[path] / len(conc[path])
             floor = case["floor"]
             for path in paths:
                 c = case[path]
@@ -397,13 +405,13 @@ def main() -> None:
         for size in ("16", "150528"):
             case = results["cases"][size]
             base = case["stack_no_telemetry"]
-            base_cpu = base["c32"]["worker_cpu_us_per_request"]
+            base_cpu, base_frontend = (base["c32"][f"{part}_cpu_us_per_request"] for part in ("worker", "frontend"))
             for variant in ("stack", "stack_dynamo_traced", "stack_traced"):
                 p50 = case[variant]["c1"]["p50_us"] / base["c1"]["p50_us"] - 1
                 rate = case[variant]["c32"]["throughput_rps"] / base["c32"]["throughput_rps"] - 1
                 per_round = case[variant]["c32"]["round_throughput_rps"], base["c32"]["round_throughput_rps"]
                 paired = [v / b - 1 for v, b in zip(*per_round, strict=True)]
-                cpu = case[variant]["c32"]["worker_cpu_us_per_request"]
+                cpu, frontend = (case[variant]["c32"][f"{part}_cpu_us_per_request"] for part in ("worker", "frontend"))
                 label = {
                     "stack": "metrics only (tracing off)",
                     "stack_dynamo_traced": "Dynamo's spans only (the worker's off)",
@@ -413,7 +421,8 @@ def main() -> None:
                     f"telemetry cost, {size} elements, {label}: p50 {100 * p50:+.1f}%, throughput {100 * rate:+.1f}% "
                     f"(per round: median {100 * statistics.median(paired):+.1f}%, "
                     f"{100 * min(paired):+.1f} to {100 * max(paired):+.1f}%), "
-                    f"worker CPU {cpu:.0f} vs {base_cpu:.0f} us/request ({100 * (cpu / base_cpu - 1):+.1f}%)"
+                    f"worker CPU {cpu:.0f} vs {base_cpu:.0f} us/request ({100 * (cpu / base_cpu - 1):+.1f}%), "
+                    f"frontend CPU {frontend:.0f} vs {base_frontend:.0f} us/request"
                 )
     print("written:", write_results("stack" if args.backend == "native" else "stack_python", results))
 
