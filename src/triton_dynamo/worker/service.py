@@ -11,6 +11,7 @@ Lifecycle, in one place:
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import json
 import logging
@@ -89,6 +90,11 @@ class Worker:
             serving = [await self._publish(name) for name in models]
             logger.info("all %d model(s) registered", len(models))
             self._write_ready_file(models)
+            # What starting built (Dynamo, Triton's binding, the schemas: ~74 000 objects) lives as long as the
+            # process: out of the collector's sight, a full collection no longer stalls the event loop for 25-44 ms
+            # about every 15 s under load (measured at 16 elements, 2100-3000 req/s).
+            gc.collect()
+            gc.freeze()
             stop = asyncio.create_task(self._stopping.wait())
             done, _ = await asyncio.wait([stop, *serving], return_when=asyncio.FIRST_COMPLETED)
             for task in done:
