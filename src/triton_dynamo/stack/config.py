@@ -110,8 +110,8 @@ class StackConfig:
         flag="--trace-sample-ratio",
         env="TRITON_DYNAMO_TRACE_SAMPLE_RATIO",
         help="with --otlp-endpoint, the share of requests traced (0 to 1): the frontend decides and the workers "
-        "follow its decision, so a trace is whole or absent; at 0.1 tracing cost a worker 30-50 µs of CPU per request, "
-        "most of it Dynamo's own tracing, which runs for every request",
+        "follow its decision, so a trace is whole or absent; at 0.1 tracing cost a worker 30-70 µs of CPU per request "
+        "and the frontend ~35, most of it Dynamo's own tracing, which runs for every request",
     )
     max_request_bytes: int = setting(
         64 * 1024 * 1024,

@@ -53,8 +53,9 @@ class Worker:
     def __init__(self, config: WorkerConfig, observer: RequestObserver | None = None) -> None:
         self.config = config
         self.metrics = WorkerMetrics()
-        telemetry = RequestTelemetry(self.metrics, dynamo_traces=dynamo_exports_traces()) if config.telemetry else None
-        self.observer = observer or telemetry
+        if observer is None and config.telemetry:
+            observer = RequestTelemetry(self.metrics, dynamo_traces=dynamo_exports_traces())
+        self.observer = observer
         self.admission = Admission(limit=config.max_inflight)
         self.server: Server | None = None
         self.runtime = None
