@@ -63,6 +63,10 @@ def test_tracing_reaches_every_process(tmp_path: Path) -> None:
         # one ratio for Dynamo's sampler and the worker SDK's, which follows the frontend's decision
         assert spec.env["OTEL_TRACES_SAMPLE_RATIO"] == spec.env["OTEL_TRACES_SAMPLER_ARG"] == "0.1"
         assert spec.env["OTEL_TRACES_SAMPLER"] == "parentbased_traceidratio"
+        # Dynamo's log records follow its spans, unless the user sends them elsewhere
+        assert spec.env["OTEL_EXPORTER_OTLP_LOGS_ENDPOINT"] == "http://127.0.0.1:4317"
+    for spec in build_specs(c, tmp_path, environ={"OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": "http://logs:4317"}):
+        assert "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT" not in spec.env  # inherited as it is
 
 
 @pytest.mark.parametrize(

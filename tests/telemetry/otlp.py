@@ -1,4 +1,4 @@
-"""A real OTLP/gRPC trace receiver for tests: collects every span exported to it."""
+"""A real OTLP/gRPC receiver for tests: collects every span and every log record exported to it."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from concurrent import futures
 from dataclasses import dataclass, field
 
 import grpc
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 
@@ -23,6 +24,16 @@ class ReceivedSpan:
     attributes: dict
     links: list[tuple[str, str]] = field(default_factory=list)
     status_code: int = 0  # OTLP's: 0 unset, 1 ok, 2 error
+
+
+@dataclass
+class ReceivedLog:
+    service: str
+    body: str
+    severity: str
+    trace_id: str  # "" when the record carries no trace context
+    span_id: str
+    attributes: dict
 
 
 def _value(any_value):
@@ -60,14 +71,41 @@ class _Service(trace_service_pb2_grpc.TraceServiceServicer):
         return trace_service_pb2.ExportTraceServiceResponse()
 
 
+class _LogsService(logs_service_pb2_grpc.LogsServiceServicer):
+    def __init__(self, logs: list[ReceivedLog], lock: threading.Lock) -> None:
+        self.logs, self.lock = logs, lock
+
+    def Export(self, request, context):
+        received = []
+        for resource_logs in request.resource_logs:
+            service = {a.key: _value(a.value) for a in resource_logs.resource.attributes}.get("service.name", "")
+            for scope_logs in resource_logs.scope_logs:
+                for record in scope_logs.log_records:
+                    received.append(
+                        ReceivedLog(
+                            service=service,
+                            body=str(_value(record.body)),
+                            severity=record.severity_text,
+                            trace_id=record.trace_id.hex(),
+                            span_id=record.span_id.hex(),
+                            attributes={a.key: _value(a.value) for a in record.attributes},
+                        )
+                    )
+        with self.lock:
+            self.logs.extend(received)
+        return logs_service_pb2.ExportLogsServiceResponse()
+
+
 class OtlpReceiver:
     """Listens on 127.0.0.1:``port`` (0: any free port) until :meth:`stop`."""
 
     def __init__(self, port: int = 0) -> None:
         self.spans: list[ReceivedSpan] = []
+        self.logs: list[ReceivedLog] = []
         self._lock = threading.Lock()
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_Service(self.spans, self._lock), self.server)
+        logs_service_pb2_grpc.add_LogsServiceServicer_to_server(_LogsService(self.logs, self._lock), self.server)
         self.port = self.server.add_insecure_port(f"127.0.0.1:{port}")
         self.server.start()
 
@@ -79,16 +117,27 @@ class OtlpReceiver:
         with self._lock:
             return list(self.spans)
 
+    def logs_snapshot(self) -> list[ReceivedLog]:
+        with self._lock:
+            return list(self.logs)
+
     def wait_for(self, predicate, timeout_s: float = 20.0) -> list[ReceivedSpan]:
         """Spans once ``predicate(spans)`` holds; raises TimeoutError with what arrived otherwise."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            spans = self.snapshot()
-            if predicate(spans):
-                return spans
-            time.sleep(0.1)
-        names = sorted({(s.service, s.name) for s in self.snapshot()})
-        raise TimeoutError(f"spans not as expected within {timeout_s} s; received: {names}")
+        return _wait(self.snapshot, predicate, timeout_s, lambda spans: sorted({(s.service, s.name) for s in spans}))
+
+    def wait_for_logs(self, predicate, timeout_s: float = 20.0) -> list[ReceivedLog]:
+        """Log records once ``predicate(logs)`` holds; raises TimeoutError with what arrived otherwise."""
+        return _wait(self.logs_snapshot, predicate, timeout_s, lambda logs: sorted({(r.service, r.body) for r in logs}))
 
     def stop(self) -> None:
         self.server.stop(grace=None)
+
+
+def _wait(snapshot, predicate, timeout_s: float, describe):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        items = snapshot()
+        if predicate(items):
+            return items
+        time.sleep(0.1)
+    raise TimeoutError(f"nothing as expected within {timeout_s} s; received: {describe(snapshot())}")

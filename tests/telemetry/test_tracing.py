@@ -80,6 +80,31 @@ def test_request_span_tree_from_frontend_to_triton(traced_stack: StackProcess, o
     assert span.status_code == 0  # unset, as OpenTelemetry leaves a span that did not fail
 
 
+def test_dynamo_logs_reach_the_receiver_with_the_trace_of_their_request(
+    traced_stack: StackProcess, otlp_receiver: OtlpReceiver
+) -> None:
+    """Dynamo exports each log event it prints as an OTLP log record, to the logs endpoint alone: the stack points it
+    at the traces' collector, where the frontend's record of a request carries that request's trace."""
+    send(traced_stack, "identity", {"INPUT0": np.arange(3, dtype=np.int32)}, "trace-logs-1")
+    span, _ = request_span(otlp_receiver, "trace-logs-1")
+    spans = otlp_receiver.wait_for(
+        lambda spans: any(s.trace_id == span.trace_id and s.service == "dynamo-frontend" for s in spans)
+    )
+    frontend = next(s for s in spans if s.trace_id == span.trace_id and s.service == "dynamo-frontend")
+    logs = otlp_receiver.wait_for_logs(lambda logs: any(r.trace_id == span.trace_id for r in logs))
+    record = next(r for r in logs if r.trace_id == span.trace_id)
+    assert (record.service, record.body, record.span_id) == (
+        "dynamo-frontend",
+        "route request completed",
+        frontend.span_id,
+    )
+    assert record.attributes["request.outcome"] == "success"
+    assert any(r.service == "triton-dynamo-worker" for r in logs)  # the worker's records come too
+    # With the logs endpoint unset, every process logged a failed export (to localhost:4317) once a second.
+    for log in sorted((traced_stack.state_dir / "logs").glob("*.log")):
+        assert "ExportError" not in log.read_text(errors="replace"), log.name
+
+
 def test_batched_request_records_its_batch_size(traced_stack: StackProcess, otlp_receiver: OtlpReceiver) -> None:
     data = np.ones((3, 4), np.float32)
     send(traced_stack, "add_sub", {"INPUT0": data, "INPUT1": data}, "trace-batch-3")

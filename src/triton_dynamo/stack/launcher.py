@@ -78,6 +78,11 @@ def build_specs(config: StackConfig, state_dir: Path, environ: Mapping[str, str]
             OTEL_TRACES_SAMPLER="parentbased_traceidratio",
             OTEL_TRACES_SAMPLER_ARG=ratio,
         )
+        if "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT" not in environ:
+            # The same switch makes Dynamo export every log event it prints as an OTLP log record, to the logs
+            # endpoint alone: left unset that is localhost:4317, and with nothing there each process logged an
+            # export ERROR every second. Sent with the spans, they reach the collector, correlated by trace id.
+            env["OTEL_EXPORTER_OTLP_LOGS_ENDPOINT"] = config.otlp_endpoint
     frontend_env = dict(env)
     if config.otlp_endpoint:
         frontend_env["OTEL_SERVICE_NAME"] = "dynamo-frontend"
