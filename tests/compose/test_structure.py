@@ -365,14 +365,32 @@ def test_dotenv_agrees_with_the_code_defaults(configs) -> None:
 def test_dotenv_addresses_point_at_services_that_listen_there(configs) -> None:
     config = configs[GPU_STACK]
     listening = _listening_ports(config)
-    for key in ("ETCD_ENDPOINTS", "NATS_SERVER", "OTLP_TRACES_ENDPOINT", "FRONTEND_GRPC_ADDRESS"):
+    for key in ("ETCD_ENDPOINTS", "NATS_SERVER", "OTLP_ENDPOINT", "FRONTEND_GRPC_ADDRESS"):
         value = ENV[key]
         parts = urlsplit(value if "://" in value else f"grpc://{value}")
         assert parts.hostname in services(config), f"{key}={value}: no service {parts.hostname}"
         assert parts.port in listening[parts.hostname], (
             f"{key}={value}: {parts.hostname} listens on {listening[parts.hostname]}"
         )
-    assert ENV["OTLP_TRACES_ENDPOINT"] == "http://otel-collector:4317"  # OTLP/gRPC, as the code expects
+    assert ENV["OTLP_ENDPOINT"] == "http://otel-collector:4317"  # OTLP/gRPC, as the code expects
+
+
+def test_traced_services_send_spans_and_logs_to_a_collector_pipeline_of_each(configs) -> None:
+    # Dynamo's OTEL_EXPORT_ENABLED exports its log lines too, to the logs endpoint alone (localhost:4317 if unset)
+    s = services(configs[GPU_STACK])
+    for name in ("frontend", "worker"):
+        env = s[name]["environment"]
+        assert env["OTEL_EXPORT_ENABLED"] == "1", name
+        assert (
+            env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] == env["OTEL_EXPORTER_OTLP_LOGS_ENDPOINT"] == ENV["OTLP_ENDPOINT"]
+        )
+    otel = yaml.safe_load((REPO_ROOT / "services/otel-collector/config.yaml").read_text())
+    pipelines = otel["service"]["pipelines"]
+    assert {"traces", "logs"} <= set(pipelines)
+    for name, pipeline in pipelines.items():
+        for kind in ("receivers", "processors", "exporters"):
+            for component in pipeline.get(kind, []):
+                assert component in otel[kind], f"pipeline {name}: {component} is not among the {kind}"
 
 
 @pytest.mark.skipif(not PROMETHEUS_YML.exists(), reason="services/prometheus/prometheus.yml is not written yet")
