@@ -130,20 +130,27 @@ def _fmt(value) -> str:
 
 
 class OtlpSink:
-    """An OTLP/gRPC trace endpoint that accepts spans and drops them: what a collector costs the sender, no more."""
+    """An OTLP/gRPC endpoint that accepts spans and log records (Dynamo exports both) and drops them: what a
+    collector costs the sender, no more. It runs in the benchmark's process, so it leaves each export undecoded
+    (an empty message is a valid answer to both) to take as little from the load generator as it can."""
+
+    SERVICES = (
+        "opentelemetry.proto.collector.trace.v1.TraceService",
+        "opentelemetry.proto.collector.logs.v1.LogsService",
+    )
 
     def __init__(self) -> None:
         from concurrent import futures
 
         import grpc
-        from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
-        class Service(trace_service_pb2_grpc.TraceServiceServicer):
-            def Export(self, request, context):
-                return trace_service_pb2.ExportTraceServiceResponse()
+        def accept(request: bytes, context) -> bytes:
+            return b""
 
+        handler = grpc.unary_unary_rpc_method_handler(accept)  # no (de)serializers: the bytes as they came
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Service(), self.server)
+        for service in self.SERVICES:
+            self.server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, {"Export": handler}),))
         self.port = self.server.add_insecure_port("127.0.0.1:0")
         self.server.start()
 
