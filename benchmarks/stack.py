@@ -48,7 +48,7 @@ from _common import (
     wait_for_port,
     write_results,
 )
-from triton_dynamo.stack.launcher import QUIET_REQUEST_LOGS
+from triton_dynamo.stack.launcher import log_environment
 
 MODEL = "identity_fp32"
 SIZES = (16, 150528)
@@ -137,8 +137,8 @@ def start_floor(
         "DYN_TCP_RPC_HOST": "127.0.0.1",
         "DYN_FILE_KV": str(workdir / "floor-discovery"),
         "DYN_RUNTIME_NUM_WORKER_THREADS": os.environ.get("DYN_RUNTIME_NUM_WORKER_THREADS", "4"),
-        # the log filter `triton-dynamo up` gives its processes: the floor logs what the stack logs
-        "DYN_LOG": os.environ.get("DYN_LOG", QUIET_REQUEST_LOGS),
+        # what `triton-dynamo up` gives its processes: the floor logs what the stack logs
+        **log_environment(),
     }
     with open(workdir / "floor-frontend.log", "wb") as log:
         frontend = subprocess.Popen(

@@ -55,6 +55,13 @@ def test_per_request_log_lines_are_quiet_unless_the_user_sets_dyn_log(tmp_path: 
         assert "DYN_LOG" not in spec.env  # inherited from the user's environment as it is
 
 
+def test_dynamo_writes_its_log_files_without_colour_unless_the_user_says(tmp_path: Path) -> None:
+    c = StackConfig(model_repository=REPO)
+    assert all(spec.env["DYN_SDK_DISABLE_ANSI_LOGGING"] == "1" for spec in build_specs(c, tmp_path, environ={}))
+    for spec in build_specs(c, tmp_path, environ={"DYN_SDK_DISABLE_ANSI_LOGGING": "0"}):
+        assert "DYN_SDK_DISABLE_ANSI_LOGGING" not in spec.env
+
+
 def test_tracing_reaches_every_process(tmp_path: Path) -> None:
     c = StackConfig(model_repository=REPO, otlp_endpoint="http://127.0.0.1:4317")
     for spec in build_specs(c, tmp_path, environ={}):

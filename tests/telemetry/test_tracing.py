@@ -102,7 +102,9 @@ def test_dynamo_logs_reach_the_receiver_with_the_trace_of_their_request(
     assert any(r.service == "triton-dynamo-worker" for r in logs)  # the worker's records come too
     # With the logs endpoint unset, every process logged a failed export (to localhost:4317) once a second.
     for log in sorted((traced_stack.state_dir / "logs").glob("*.log")):
-        assert "ExportError" not in log.read_text(errors="replace"), log.name
+        text = log.read_text(errors="replace")
+        assert "ExportError" not in text, log.name
+        assert "\x1b[" not in text, f"{log.name} has colour escapes"
 
 
 def test_batched_request_records_its_batch_size(traced_stack: StackProcess, otlp_receiver: OtlpReceiver) -> None:

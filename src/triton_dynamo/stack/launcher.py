@@ -58,12 +58,28 @@ ETCD_RETRY_S = 300.0
 ETCD_RETRY_INTERVAL_S = 1.0
 
 
+def log_environment(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """How Dynamo's runtimes log into the files `up` writes, where ``environ`` does not say otherwise.
+
+    Without colour: Dynamo writes ANSI escapes even to a file, which grep and log shippers then see, and the frontend's
+    one line per request took 487 bytes with them against 309 without.
+
+        >>> log_environment({"DYN_LOG": "debug"})
+        {'DYN_SDK_DISABLE_ANSI_LOGGING': '1'}
+    """
+    env = {}
+    if "DYN_LOG" not in environ:
+        env["DYN_LOG"] = QUIET_REQUEST_LOGS
+    if "DYN_SDK_DISABLE_ANSI_LOGGING" not in environ:
+        env["DYN_SDK_DISABLE_ANSI_LOGGING"] = "1"
+    return env
+
+
 def build_specs(config: StackConfig, state_dir: Path, environ: Mapping[str, str] = os.environ) -> list[ProcessSpec]:
     """The frontend and the workers, with their command lines and the environment they get on top of ``environ``
     (pure: no process is started)."""
     env = {"DYN_TCP_RPC_HOST": "127.0.0.1"}  # the request plane stays on loopback: every process is on this machine
-    if "DYN_LOG" not in environ:
-        env["DYN_LOG"] = QUIET_REQUEST_LOGS
+    env.update(log_environment(environ))
     if config.discovery == "file":
         env["DYN_FILE_KV"] = str(state_dir / "discovery")
     if config.otlp_endpoint:
