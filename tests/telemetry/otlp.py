@@ -41,59 +41,55 @@ def _value(any_value):
     return getattr(any_value, kind) if kind else None
 
 
-class _Service(trace_service_pb2_grpc.TraceServiceServicer):
-    def __init__(self, spans: list[ReceivedSpan], lock: threading.Lock) -> None:
-        self.spans, self.lock = spans, lock
-
-    def Export(self, request, context):
-        received = []
-        for resource_spans in request.resource_spans:
-            attrs = {a.key: _value(a.value) for a in resource_spans.resource.attributes}
-            service = attrs.get("service.name", "")
-            for scope_spans in resource_spans.scope_spans:
-                for span in scope_spans.spans:
-                    received.append(
-                        ReceivedSpan(
-                            service=service,
-                            name=span.name,
-                            trace_id=span.trace_id.hex(),
-                            span_id=span.span_id.hex(),
-                            parent_span_id=span.parent_span_id.hex(),
-                            start_ns=span.start_time_unix_nano,
-                            end_ns=span.end_time_unix_nano,
-                            attributes={a.key: _value(a.value) for a in span.attributes},
-                            links=[(link.trace_id.hex(), link.span_id.hex()) for link in span.links],
-                            status_code=span.status.code,
-                        )
-                    )
-        with self.lock:
-            self.spans.extend(received)
-        return trace_service_pb2.ExportTraceServiceResponse()
+def _service_name(resource) -> str:
+    return {a.key: _value(a.value) for a in resource.attributes}.get("service.name", "")
 
 
-class _LogsService(logs_service_pb2_grpc.LogsServiceServicer):
-    def __init__(self, logs: list[ReceivedLog], lock: threading.Lock) -> None:
-        self.logs, self.lock = logs, lock
+def _spans(request) -> list[ReceivedSpan]:
+    return [
+        ReceivedSpan(
+            service=_service_name(resource_spans.resource),
+            name=span.name,
+            trace_id=span.trace_id.hex(),
+            span_id=span.span_id.hex(),
+            parent_span_id=span.parent_span_id.hex(),
+            start_ns=span.start_time_unix_nano,
+            end_ns=span.end_time_unix_nano,
+            attributes={a.key: _value(a.value) for a in span.attributes},
+            links=[(link.trace_id.hex(), link.span_id.hex()) for link in span.links],
+            status_code=span.status.code,
+        )
+        for resource_spans in request.resource_spans
+        for scope_spans in resource_spans.scope_spans
+        for span in scope_spans.spans
+    ]
 
-    def Export(self, request, context):
-        received = []
-        for resource_logs in request.resource_logs:
-            service = {a.key: _value(a.value) for a in resource_logs.resource.attributes}.get("service.name", "")
-            for scope_logs in resource_logs.scope_logs:
-                for record in scope_logs.log_records:
-                    received.append(
-                        ReceivedLog(
-                            service=service,
-                            body=str(_value(record.body)),
-                            severity=record.severity_text,
-                            trace_id=record.trace_id.hex(),
-                            span_id=record.span_id.hex(),
-                            attributes={a.key: _value(a.value) for a in record.attributes},
-                        )
-                    )
-        with self.lock:
-            self.logs.extend(received)
-        return logs_service_pb2.ExportLogsServiceResponse()
+
+def _logs(request) -> list[ReceivedLog]:
+    return [
+        ReceivedLog(
+            service=_service_name(resource_logs.resource),
+            body=str(_value(record.body)),
+            severity=record.severity_text,
+            trace_id=record.trace_id.hex(),
+            span_id=record.span_id.hex(),
+            attributes={a.key: _value(a.value) for a in record.attributes},
+        )
+        for resource_logs in request.resource_logs
+        for scope_logs in resource_logs.scope_logs
+        for record in scope_logs.log_records
+    ]
+
+
+def _servicer(base, response, decode, keep):
+    """An OTLP service (``base``) whose Export hands what ``decode`` makes of each request to ``keep``."""
+
+    class Servicer(base):
+        def Export(self, request, context):
+            keep(decode(request))
+            return response()
+
+    return Servicer()
 
 
 class OtlpReceiver:
@@ -104,10 +100,29 @@ class OtlpReceiver:
         self.logs: list[ReceivedLog] = []
         self._lock = threading.Lock()
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_Service(self.spans, self._lock), self.server)
-        logs_service_pb2_grpc.add_LogsServiceServicer_to_server(_LogsService(self.logs, self._lock), self.server)
+        traces = _servicer(
+            trace_service_pb2_grpc.TraceServiceServicer,
+            trace_service_pb2.ExportTraceServiceResponse,
+            _spans,
+            self._keep(self.spans),
+        )
+        logs = _servicer(
+            logs_service_pb2_grpc.LogsServiceServicer,
+            logs_service_pb2.ExportLogsServiceResponse,
+            _logs,
+            self._keep(self.logs),
+        )
+        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(traces, self.server)
+        logs_service_pb2_grpc.add_LogsServiceServicer_to_server(logs, self.server)
         self.port = self.server.add_insecure_port(f"127.0.0.1:{port}")
         self.server.start()
+
+    def _keep(self, into: list):
+        def keep(received: list) -> None:
+            with self._lock:
+                into.extend(received)
+
+        return keep
 
     @property
     def endpoint(self) -> str:
