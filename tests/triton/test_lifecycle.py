@@ -215,6 +215,12 @@ async def main(repository, timeout_s):
     tasks += [asyncio.create_task(collect(identity, {"INPUT0": np.arange(3, dtype=np.int32)})) for _ in range(5)]
     results = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 60)
     await asyncio.to_thread(thread.join, 60)
+    # Triton may release a request just after its last response, from its own thread: that release reaches the
+    # binding through this loop, so give it a moment (a request never released still shows, 5 s later)
+    for _ in range(500):
+        if not infer.pending_count():
+            break
+        await asyncio.sleep(0.01)
     summary = {"requests": len(results), "completed": 0, "triton_errors": 0, "other": [], "codes": [],
                "stream_lengths": [], "stopped": stopped.is_set(), "pending": infer.pending_count()}
     for result in results:
