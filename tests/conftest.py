@@ -47,6 +47,10 @@ CONFIG_TYPES = (
 ECHO_ND = "echo_nd"
 ECHO_ND_DIMS = 3
 DEEP_DIMS = 9
+# The model slow_queued: slow's code behind Triton's own queue limit, for the binding's tests of Triton's refusals
+# (model_repo/slow says why the sample itself has none).
+SLOW_QUEUED = "slow_queued"
+SLOW_QUEUE_SIZE = 8
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -105,12 +109,18 @@ def _echo_nd_config() -> str:
 
 @pytest.fixture(scope="session")
 def extra_model_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A second repository for the session server with ``echo_nd`` (echo_all's model.py, multi-dimensional)."""
+    """A second repository for the session server with ``echo_nd`` (echo_all's model.py, multi-dimensional) and
+    ``slow_queued`` (slow's model.py with Triton's queue limited)."""
     root = tmp_path_factory.mktemp("extra_model_repo")
     version = root / ECHO_ND / "1"
     version.mkdir(parents=True)
     shutil.copy(MODEL_REPO / "echo_all" / "1" / "model.py", version / "model.py")
     (root / ECHO_ND / "config.pbtxt").write_text(_echo_nd_config())
+    queued = root / SLOW_QUEUED
+    shutil.copytree(MODEL_REPO / "slow", queued)
+    config = (queued / "config.pbtxt").read_text().replace('name: "slow"', f'name: "{SLOW_QUEUED}"')
+    limit = f"dynamic_batching {{ default_queue_policy {{ max_queue_size: {SLOW_QUEUE_SIZE} }} }}"
+    (queued / "config.pbtxt").write_text(config.replace("dynamic_batching { }", limit))
     return root
 
 

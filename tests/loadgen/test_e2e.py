@@ -112,11 +112,9 @@ def test_the_check_counts_a_wrong_answer_as_a_failure(file_stack: StackProcess, 
 def test_a_step_ramp_reports_its_knee(file_stack: StackProcess, tmp_path: Path) -> None:
     # 'slow' at 100 ms has a capacity set by its config, not by this machine's CPU (identity still scaled at 16 users
     # on a quiet CI machine; at 20 ms the stack's own few ms per request still blurred the knee): 2 workers x
-    # 2 instances x 1000 / 100 ms = 40 req/s. At most 8 users never overfill one worker's 2 instances and queue of 8,
-    # however requests are routed, so nothing is refused: 10 users once did (1 of 635), because the python backend
-    # holds an instance a little after the response has left, and that user's next request already waits. Round-robin
-    # over two workers still leaves one with 3 of 4 requests at times (4 users gave 75-78 % of capacity, 6 and 8 users
-    # 83-89 %), hence a 10 % minimum gain.
+    # 2 instances x 1000 / 100 ms = 40 req/s. Nothing is refused: this stack sets no admission limit and 'slow' has
+    # no queue limit. Round-robin over two workers still leaves one with 3 of 4 requests at times (4 users gave
+    # 75-78 % of capacity, 6 and 8 users 83-89 %), hence a 10 % minimum gain.
     capacity_rps = 2 * 2 * 1000 / 100
     request = {"model": "slow", "inputs": {"INPUT0": {"datatype": "FP32", "shape": [4], "data": [1, 2, 3, 4]}}}
     request["inputs"]["DELAY_MS"] = {"datatype": "INT32", "shape": [1], "data": [100]}

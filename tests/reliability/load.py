@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import subprocess
+import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -12,6 +16,37 @@ import tritonclient.grpc as grpcclient
 import tritonclient.grpc.aio as grpcaio
 
 from triton_dynamo.client.kserve import to_infer_inputs
+
+# The stack the overload and soak tests run: 'slow' only, each worker admitting 14 requests in flight and refusing
+# the rest at once with UNAVAILABLE. The bound is the worker's, not Triton's queue limit (model_repo/slow/config.pbtxt
+# says why). 14: at 100 ms a request an admitted one waits at most 12 x 100 ms / 2 instances = 0.6 s (the overload
+# test's p99 bound is 1 s); at 70 % of capacity beside a CPU hog, 10 refused 3 to 15 requests in 2 of 5 one-minute
+# soaks (a worker's requests in flight include Dynamo's part before and after Triton's), 14 none.
+SLOW_STACK_ARGS = ("--model-name", "slow", "--max-inflight", "14")
+
+
+@contextlib.contextmanager
+def cpu_hog(seconds: float) -> Iterator[subprocess.Popen]:
+    """Another process keeping one core busy, as on a shared machine; it stops by itself after ``seconds``."""
+    code = f"import time\nend = time.monotonic() + {seconds}\nwhile time.monotonic() < end:\n    pass\n"
+    hog = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        yield hog
+    finally:
+        hog.kill()
+        hog.wait()
+
+
+def warm_up(url: str, model: str, requests: int = 20) -> None:
+    """One request after another until each worker and model instance has served a few: the soak measures steady
+    state, not the first requests' connection set-up."""
+    client = grpcclient.InferenceServerClient(url)
+    try:
+        inputs = to_infer_inputs({"INPUT0": np.ones(4, np.float32)})
+        for _ in range(requests):
+            client.infer(model, inputs, client_timeout=10)
+    finally:
+        client.close()
 
 
 @dataclass

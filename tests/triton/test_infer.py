@@ -10,7 +10,7 @@ import ml_dtypes
 import numpy as np
 import pytest
 
-from tests.conftest import CONFIG_TYPES, DEEP_DIMS, ECHO_ND
+from tests.conftest import CONFIG_TYPES, DEEP_DIMS, ECHO_ND, SLOW_QUEUED
 from triton_dynamo.errors import Status, TritonDynamoError
 from triton_dynamo.triton import InferenceResponse, Model, Server, Tensor, TraceTimestamps, TritonError, infer
 
@@ -678,9 +678,9 @@ async def test_cancelling_many_streams_at_once(triton_server: Server) -> None:
 
 
 async def test_traced_requests_refused_by_a_full_queue_fail_cleanly(triton_server: Server) -> None:
-    """More requests than 'slow' queues and executes: Triton refuses the rest in ServerInferAsync itself, after
-    attaching their traces; the binding must neither free those traces twice nor leave anything pending."""
-    model = triton_server.model("slow")
+    """More requests than 'slow_queued' queues and executes: Triton refuses the rest in ServerInferAsync itself,
+    after attaching their traces; the binding must neither free those traces twice nor leave anything pending."""
+    model = triton_server.model(SLOW_QUEUED)
     config = model.config()
     # At least a full queue is served; how many instances take before the rest arrive depends on thread timing.
     queued = int(config["dynamic_batching"]["default_queue_policy"]["max_queue_size"])

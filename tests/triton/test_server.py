@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from tritonclient.grpc import model_config_pb2
 
-from tests.conftest import ECHO_ND, MODEL_REPO, SAMPLE_MODELS
+from tests.conftest import ECHO_ND, MODEL_REPO, SAMPLE_MODELS, SLOW_QUEUED
 from triton_dynamo.triton import Model, Options, Server, TritonError
 
 
@@ -34,7 +34,7 @@ def test_server_metadata(triton_server: Server) -> None:
 
 def test_model_index_lists_every_sample_model_ready(triton_server: Server) -> None:
     index = {entry["name"]: entry for entry in triton_server.model_index()}
-    assert set(index) == {*SAMPLE_MODELS, ECHO_ND}
+    assert set(index) == {*SAMPLE_MODELS, ECHO_ND, SLOW_QUEUED}
     for name in SAMPLE_MODELS:
         assert index[name]["state"] == "READY", index[name]
         assert index[name]["version"] == "1"

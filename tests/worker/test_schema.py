@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from triton_dynamo.errors import InvalidInput
-from triton_dynamo.worker.schema import ModelSchema
+from triton_dynamo.worker.schema import ModelSchema, queue_policy_limits
 
 ADD_SUB = ModelSchema.from_config(
     {
@@ -91,3 +91,27 @@ def test_unknown_requested_output() -> None:
     REPEAT.check_outputs(["VALUE"])
     with pytest.raises(InvalidInput, match="model 'repeat' has no output 'NOPE'; its outputs are: VALUE"):
         REPEAT.check_outputs(["NOPE"])
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        ({}, []),
+        ({"dynamic_batching": {}}, []),
+        ({"dynamic_batching": {"default_queue_policy": {"max_queue_size": "0"}}}, []),
+        (
+            {"dynamic_batching": {"default_queue_policy": {"max_queue_size": "8"}}},
+            ["default_queue_policy.max_queue_size=8"],
+        ),
+        (
+            {"dynamic_batching": {"default_queue_policy": {"default_timeout_microseconds": "400000"}}},
+            ["default_queue_policy.default_timeout_microseconds=400000"],
+        ),
+        (
+            {"dynamic_batching": {"priority_queue_policy": {"2": {"max_queue_size": 4}}}},
+            ["priority_queue_policy[2].max_queue_size=4"],
+        ),
+    ],
+)
+def test_queue_policy_limits_found_where_triton_reads_them(config: dict, expected: list[str]) -> None:
+    assert queue_policy_limits(config) == expected

@@ -138,3 +138,29 @@ class ModelSchema:
                 raise InvalidInput(
                     f"model {self.name!r} has no output {name!r}; its outputs are: {self._listing(self.outputs)}"
                 )
+
+
+def queue_policy_limits(config: Mapping) -> list[str]:
+    """Where a model config limits or times out Triton's queue (``dynamic_batching``'s default and per-priority
+    queue policies), as readable descriptions; empty when it does neither.
+
+    Such a policy turns off the dynamic batcher's prefetch in Triton 24.03 and later, and its wait for an idle
+    instance can then miss the wake-up: with the queue full, every instance of the model may idle up to 500 ms (see
+    model_repo/slow/config.pbtxt). The worker warns about it at start.
+
+    Example:
+        >>> queue_policy_limits({"dynamic_batching": {"default_queue_policy": {"max_queue_size": "8"}}})
+        ['default_queue_policy.max_queue_size=8']
+        >>> queue_policy_limits({"dynamic_batching": {}})
+        []
+    """
+    batching = config.get("dynamic_batching") or {}
+    policies = {"default_queue_policy": batching.get("default_queue_policy") or {}}
+    for level, policy in (batching.get("priority_queue_policy") or {}).items():
+        policies[f"priority_queue_policy[{level}]"] = policy or {}
+    found = []
+    for where, policy in policies.items():
+        for field in ("max_queue_size", "default_timeout_microseconds"):
+            if int(policy.get(field) or 0) > 0:
+                found.append(f"{where}.{field}={int(policy[field])}")
+    return found

@@ -27,7 +27,7 @@ from ..telemetry.tracing import dynamo_exports_traces, make_tracer
 from ..triton import Options, Server
 from .config import WorkerConfig
 from .handler import Admission, ModelHandler, RequestObserver
-from .schema import ModelSchema
+from .schema import ModelSchema, queue_policy_limits
 
 logger = logging.getLogger(__name__)
 
@@ -186,7 +186,15 @@ class Worker:
         from dynamo.llm import ModelInput, ModelType, WorkerType, register_model
 
         model = self.server.model(model_name)
-        schema = ModelSchema.from_config(model.config())
+        config = model.config()
+        schema = ModelSchema.from_config(config)
+        if limits := queue_policy_limits(config):
+            logger.warning(
+                "model %r limits Triton's queue (%s): in Triton 24.03 and later a full queue can leave every instance "
+                "of it idle for up to 500 ms; bound the backlog with --max-inflight instead (see the README)",
+                model_name,
+                ", ".join(limits),
+            )
         handler = ModelHandler(
             model,
             schema,
