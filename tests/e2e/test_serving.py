@@ -109,6 +109,19 @@ def test_repeat_streams_every_response(clients: KServeClient) -> None:
     assert clients.stream("repeat", {"VALUES": np.array([], dtype=np.int32)}) == []
 
 
+def test_a_model_error_reaches_the_client_with_its_status(stack: StackProcess) -> None:
+    """Triton's own errors keep our status prefix, as the worker's do: a negative DELAY_MS makes 'slow' fail in the
+    model's Python code, which Triton reports as an error response (the pull path raises the same error type:
+    tests/worker/test_handler.py)."""
+    negative = np.array([-1], np.int32)
+    with pytest.raises(InferenceServerException) as unary:
+        infer(stack.grpc_url, "slow", {"INPUT0": np.ones(2, np.float32), "DELAY_MS": negative}, request_id="neg-1")
+    message = unary.value.message()
+    assert "[INTERNAL]" in message and "sleep length must be non-negative" in message, message
+    assert '"code"' not in message, message
+    assert infer(stack.grpc_url, "slow", {"INPUT0": np.ones(2, np.float32)}).as_numpy("OUTPUT0").tolist() == [1, 1]
+
+
 def test_unary_model_over_a_stream(clients: KServeClient) -> None:
     responses = clients.stream("identity", {"INPUT0": np.array([1, 2], dtype=np.int32)})
     assert len(responses) == 1

@@ -4,9 +4,12 @@ carries every request of tests/e2e through the frontend."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
-from triton_dynamo.errors import TritonDynamoError
+from tests.conftest import SLOW_QUEUED
+from triton_dynamo.errors import Status, TritonDynamoError
 from triton_dynamo.triton import Server
 from triton_dynamo.worker.handler import Admission, ModelHandler
 from triton_dynamo.worker.schema import ModelSchema
@@ -77,3 +80,33 @@ async def test_push_handler_called_without_a_sender_yields_as_the_pull_one_does(
     pulled = [r async for r in handler.generate(identity_request([4.0]))]
     assert len(pushed) == len(pulled) == 1
     assert list(pushed[0]["tensors"][0]["data"]["values"]) == list(pulled[0]["tensors"][0]["data"]["values"]) == [4.0]
+
+
+class FrontendContext:
+    """The one thing the handler reads of Dynamo's request context for Triton: the id the frontend gave the
+    request (the real context is exercised through the frontend in tests/e2e)."""
+
+    def id(self) -> str:
+        return "frontend-7"
+
+
+async def test_triton_refusals_keep_their_status_and_name_the_request(triton_server: Server) -> None:
+    """More requests than 'slow_queued' holds: Triton refuses the rest, and what reaches Dynamo is our error type
+    (no ``code`` attribute for Dynamo to turn into bare JSON), with our status and the frontend's request id in
+    place of Triton's "<id_unknown>"."""
+    handler = handler_for(triton_server, SLOW_QUEUED)
+
+    async def one() -> BaseException | None:
+        request = {"model": SLOW_QUEUED, "tensors": identity_request([1.0])["tensors"]}
+        try:
+            [_ async for _ in handler.generate(request, FrontendContext())]
+        except Exception as exc:
+            return exc
+        return None
+
+    refusals = [r for r in await asyncio.gather(*(one() for _ in range(40))) if r is not None]
+    assert refusals, "Triton refused nothing"
+    for refusal in refusals:
+        assert type(refusal) is TritonDynamoError and not hasattr(refusal, "code"), repr(refusal)
+        assert refusal.status is Status.UNAVAILABLE
+        assert str(refusal).startswith("[UNAVAILABLE] [request id: frontend-7] Exceeds maximum queue size"), refusal

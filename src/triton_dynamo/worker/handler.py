@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..errors import InvalidInput, Overloaded, RequestTooLarge, Status, TritonDynamoError
-from ..triton import InferenceRequest, InferenceResponse, Model
+from ..triton import InferenceRequest, InferenceResponse, Model, TritonError
 from .codec import decode_parameters, decode_tensor, encode_parameters, encode_tensor
 from .schema import ModelSchema
 
@@ -127,10 +127,13 @@ class ModelHandler:
             return
         self.admission.enter(self.schema.name)
         observer = self.observer
-        token = observer.started(self.schema.name, request.get("id") or "", context) if observer is not None else None
+        client_id = request.get("id") or ""
+        token = observer.started(self.schema.name, client_id, context) if observer is not None else None
         status, output_bytes, responses, version = None, 0, 0, None
         try:
-            infer_request, input_bytes = self._decode(request)
+            # Triton names the request in its own messages ("[request id: ...]"): the client's id, or else the one
+            # Dynamo's frontend gave the request and logs, rather than Triton's "<id_unknown>".
+            infer_request, input_bytes = self._decode(request, client_id or _context_id(context))
             if token is not None:
                 batched = self.schema.max_batch_size > 0 and infer_request.inputs
                 batch = next(iter(infer_request.inputs.values())).shape[0] if batched else 1
@@ -138,7 +141,7 @@ class ModelHandler:
             mark_final = infer_request.parameters.pop(EMPTY_FINAL_PARAMETER, False) is True
             final_sent = False
             async for response in self.model.async_infer(infer_request):
-                encoded, size = self._encode(response)
+                encoded, size = self._encode(response, client_id)
                 if mark_final:
                     encoded.setdefault("parameters", {})[FINAL_PARAMETER] = {"bool": response.final}
                     final_sent = response.final
@@ -149,7 +152,7 @@ class ModelHandler:
             if mark_final and not final_sent:
                 # The model sent its final flag without a response (decoupled models do): say so, as Triton does.
                 yield {
-                    "id": infer_request.request_id,
+                    "id": client_id,
                     "model": self.schema.name,
                     "tensors": [],
                     "parameters": {FINAL_PARAMETER: {"bool": True}},
@@ -158,6 +161,10 @@ class ModelHandler:
             status = exc.status
             if status is not Status.INVALID_ARGUMENT:
                 logger.warning("model %r request %r failed: %s", self.schema.name, request.get("id"), exc.message)
+            if isinstance(exc, TritonError):
+                # Dynamo sends an exception with a ``code`` attribute as {"message", "code"} and drops str(), and
+                # with it our status: the client read 'Internal: {"message":"... Exceeds maximum queue size","code":4}'.
+                raise TritonDynamoError(exc.message, status=status) from exc
             raise
         except Exception as exc:
             status = Status.INTERNAL
@@ -173,7 +180,7 @@ class ModelHandler:
             if token is not None:
                 self.observer.finished(token, status, output_bytes, responses, version)
 
-    def _decode(self, request: Mapping[str, Any]) -> tuple[InferenceRequest, int]:
+    def _decode(self, request: Mapping[str, Any], request_id: str) -> tuple[InferenceRequest, int]:
         tensors = request.get("tensors")
         if not isinstance(tensors, list):
             raise InvalidInput(f"request to model {self.schema.name!r} has no tensors")
@@ -195,19 +202,20 @@ class ModelHandler:
         self.schema.check_outputs(output_names)
         infer_request = InferenceRequest(
             inputs=inputs,
-            request_id=request.get("id") or "",
+            request_id=request_id,
             parameters=decode_parameters(request.get("parameters")),
             output_names=output_names,
             trace=self.trace,
         )
         return infer_request, total
 
-    def _encode(self, response: InferenceResponse) -> tuple[dict[str, Any], int]:
+    def _encode(self, response: InferenceResponse, client_id: str) -> tuple[dict[str, Any], int]:
         tensors, size = [], 0
         for name, array in response.outputs.items():
             tensors.append(encode_tensor(name, array))
             size += array.nbytes
-        encoded: dict[str, Any] = {"id": response.request_id, "model": self.schema.name, "tensors": tensors}
+        # The id the client sent, as Triton answers it (empty when it sent none).
+        encoded: dict[str, Any] = {"id": client_id, "model": self.schema.name, "tensors": tensors}
         if response.parameters:
             encoded["parameters"] = encode_parameters(response.parameters)
         return encoded, size
@@ -216,3 +224,11 @@ class ModelHandler:
         if not self.model.ready():
             raise TritonDynamoError(f"model {self.schema.name!r} is not ready", status=Status.UNAVAILABLE)
         return {"id": "", "model": self.schema.name, "tensors": []}
+
+
+def _context_id(context: Any) -> str:
+    """The id Dynamo's frontend gave the request (its logs and spans carry it); empty without a context."""
+    try:
+        return str(context.id()) if context is not None else ""
+    except AttributeError:
+        return ""
