@@ -91,7 +91,7 @@ def start_stack(
     extra_env: dict | None = None,
     repository: Path = MODEL_REPO,
 ) -> tuple[list[subprocess.Popen], str]:
-    grpc_port, metrics_port, worker_port, worker_metrics_port = ports(4)
+    grpc_port, metrics_port, worker_port, worker_metrics_port, control_port = ports(5)
     env = {**os.environ, "DYN_TCP_RPC_HOST": "127.0.0.1", **(extra_env or {})}
     with open(workdir / f"{name}.log", "wb") as log:
         proc = subprocess.Popen(
@@ -110,6 +110,8 @@ def start_stack(
                 str(grpc_port),
                 "--metrics-port",
                 str(metrics_port),
+                "--control-port",
+                str(control_port),
                 "--worker-system-port",
                 str(worker_port),
                 "--worker-metrics-port",

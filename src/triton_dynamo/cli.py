@@ -20,6 +20,7 @@ USAGE = """usage: triton-dynamo <command> [options]
 commands:
   up        run the Dynamo frontend (KServe gRPC) and N Triton workers on this machine
   worker    serve a Triton model repository as one Dynamo worker
+  control   answer Triton's other gRPC RPCs (statistics, repository index, server metadata) for every worker
   models    list the models the frontend serves, and whether they are ready
   infer     send one request to a model through the frontend and print the outputs
   loadtest  run a Locust load test against the frontend and write its reports
@@ -55,8 +56,18 @@ def _worker(argv: Sequence[str]) -> int:
     return 0
 
 
+def _control(argv: Sequence[str]) -> int:
+    import uvloop
+
+    from .control.config import ControlConfig
+    from .control.service import serve
+
+    uvloop.run(serve(ControlConfig.from_args(argv)))
+    return 0
+
+
 def _commands() -> dict[str, Callable[[Sequence[str]], int]]:
-    commands: dict[str, Callable[[Sequence[str]], int]] = {"worker": _worker}
+    commands: dict[str, Callable[[Sequence[str]], int]] = {"worker": _worker, "control": _control}
     from .client.cli import infer, models
     from .loadgen.cli import loadtest
     from .stack.cli import up

@@ -150,6 +150,7 @@ class StackProcess:
     worker_ports: list[int]
     state_dir: Path
     worker_metrics_ports: list[int] = field(default_factory=list)
+    control_port: int = 0
     lines: list[str] = field(default_factory=list)
     models: list[str] = field(default_factory=list)
     ready_after_s: float = 0.0
@@ -157,6 +158,10 @@ class StackProcess:
     @property
     def grpc_url(self) -> str:
         return f"127.0.0.1:{self.grpc_port}"
+
+    @property
+    def control_url(self) -> str:
+        return f"127.0.0.1:{self.control_port}"
 
     def worker_pids(self) -> dict[int, int]:
         """worker index -> pid, from the supervisor's 'worker-N started (pid P' lines (latest wins)."""
@@ -224,7 +229,7 @@ def start_stack(
     env: dict | None = None,
     timeout_s: float = 120,
 ) -> StackProcess:
-    grpc_port, metrics_port = free_ports(2)
+    grpc_port, metrics_port, control_port = free_ports(3)
     worker_ports = free_ports(workers, consecutive=True)
     metrics_ports = free_ports(workers, consecutive=True)
     argv = [
@@ -240,6 +245,8 @@ def start_stack(
         str(grpc_port),
         "--metrics-port",
         str(metrics_port),
+        "--control-port",
+        str(control_port),
         "--worker-system-port",
         str(worker_ports[0]),
         "--worker-metrics-port",
@@ -257,7 +264,15 @@ def start_stack(
         env={**os.environ, "DYN_TCP_RPC_HOST": "127.0.0.1", **(env or {})},
         start_new_session=True,
     )
-    stack = StackProcess(proc, grpc_port, metrics_port, worker_ports, state_dir, worker_metrics_ports=metrics_ports)
+    stack = StackProcess(
+        proc,
+        grpc_port,
+        metrics_port,
+        worker_ports,
+        state_dir,
+        worker_metrics_ports=metrics_ports,
+        control_port=control_port,
+    )
     threading.Thread(target=_collect, args=(proc, stack.lines), daemon=True).start()
     try:
         line = stack.wait_for_line("triton-dynamo ready", timeout_s)

@@ -27,8 +27,12 @@ def test_specs_run_the_frontend_and_each_worker_on_loopback(tmp_path: Path) -> N
         worker_metrics_port=9200,
         model_names=("identity",),
     )
-    frontend, *workers = build_specs(c, tmp_path, environ={})
+    frontend, control, *workers = build_specs(c, tmp_path, environ={})
     assert frontend.argv[1:4] == ["-m", "dynamo.frontend", "--kserve-grpc-server"]
+    assert control.argv[1:4] == ["-m", "triton_dynamo", "control"]
+    assert control.argv[control.argv.index("--port") + 1] == "8003"
+    assert control.argv[control.argv.index("--discovery-backend") + 1] == "file"
+    assert control.env["DYN_FILE_KV"] == frontend.env["DYN_FILE_KV"]
     assert frontend.argv[frontend.argv.index("--http-port") + 1] == "9001"
     assert frontend.env["DYN_TCP_RPC_HOST"] == "127.0.0.1"
     assert frontend.env["DYN_FILE_KV"] == str(tmp_path / "discovery")

@@ -40,6 +40,13 @@ class StackConfig:
     metrics_port: int = setting(
         8002, flag="--metrics-port", env="TRITON_DYNAMO_METRICS_PORT", help="the frontend's /metrics port"
     )
+    control_port: int = setting(
+        8003,
+        flag="--control-port",
+        env="TRITON_DYNAMO_CONTROL_PORT",
+        help="gRPC port of the Triton RPCs the frontend does not answer (server metadata, statistics, repository "
+        "index), served by the control service for every worker",
+    )
     worker_system_port: int = setting(
         8100,
         flag="--worker-system-port",
@@ -135,7 +142,7 @@ class StackConfig:
             raise ConfigurationError(f"--workers must be at least 1, not {self.workers}")
         if not self.model_repository.is_dir():
             raise ConfigurationError(f"model repository {str(self.model_repository)!r} is not a directory")
-        ports = [self.grpc_port, self.metrics_port, *self.worker_ports, *self.worker_metrics_ports]
+        ports = [self.grpc_port, self.metrics_port, self.control_port, *self.worker_ports, *self.worker_metrics_ports]
         if self.observe:
             ports.append(self.prometheus_port)
         if any(not 0 < p < 65536 for p in ports):
@@ -146,7 +153,7 @@ class StackConfig:
                 f"{MAX_SYSTEM_PORT}: Dynamo reads DYN_SYSTEM_PORT as a signed 16-bit number"
             )
         if len(set(ports)) != len(ports):
-            raise ConfigurationError(f"the gRPC, metrics and worker ports overlap: {ports}")
+            raise ConfigurationError(f"the gRPC, metrics, control and worker ports overlap: {ports}")
         if self.startup_timeout_s <= 0 or self.grace_period_s < 0:
             raise ConfigurationError("--startup-timeout-s must be positive and --grace-period-s not negative")
         if not 0.0 <= self.trace_sample_ratio <= 1.0:
@@ -164,6 +171,10 @@ class StackConfig:
     @property
     def grpc_url(self) -> str:
         return f"{self.host}:{self.grpc_port}"
+
+    @property
+    def control_url(self) -> str:
+        return f"{self.host}:{self.control_port}"
 
     @classmethod
     def from_args(cls, argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> StackConfig:

@@ -17,12 +17,13 @@ from ..errors import ConfigurationError, Status, TritonDynamoError
 from .config import StackConfig
 from .discovery import forget_in_file_store, instance_id, revoke_etcd_lease
 from .prometheus import default_rule_files, find_prometheus, prometheus_command, render_local_config
-from .readiness import wait_until_ready
+from .readiness import wait_for_port, wait_until_ready
 from .supervisor import Child, ProcessSpec, Supervisor
 
 logger = logging.getLogger(__name__)
 
 FRONTEND = "frontend"
+CONTROL = "control"
 PROMETHEUS = "prometheus"
 
 
@@ -160,7 +161,28 @@ def build_specs(config: StackConfig, state_dir: Path, environ: Mapping[str, str]
         workers.append(
             ProcessSpec(worker_name(index), argv, env=worker_env, log_path=logs / f"{worker_name(index)}.log")
         )
-    specs = [frontend, *workers]
+    control = ProcessSpec(
+        CONTROL,
+        [
+            sys.executable,
+            "-m",
+            "triton_dynamo",
+            "control",
+            "--host",
+            config.host,
+            "--port",
+            str(config.control_port),
+            "--discovery-backend",
+            config.discovery,
+            "--request-plane",
+            config.request_plane,
+            "--inference-url",
+            config.grpc_url,
+        ],
+        env=env,
+        log_path=logs / f"{CONTROL}.log",
+    )
+    specs = [frontend, control, *workers]
     if config.observe:
         specs.append(prometheus_spec(config, state_dir))
     return specs
@@ -193,7 +215,8 @@ def ready_line(config: StackConfig, models: list[str], state_dir: Path) -> str:
     observe = f"; Prometheus at http://{config.host}:{config.prometheus_port}" if config.observe else ""
     return (
         f"triton-dynamo ready: KServe v2 gRPC at {config.grpc_url} with {config.workers} worker(s) serving "
-        f"{', '.join(models)}; metrics at http://{config.host}:{config.metrics_port}/metrics{observe}; logs in "
+        f"{', '.join(models)}; server metadata, statistics and repository index at {config.control_url}; "
+        f"metrics at http://{config.host}:{config.metrics_port}/metrics{observe}; logs in "
         f"{state_dir / 'logs'}; try: triton-dynamo infer {example} --url {config.grpc_url}"
     )
 
@@ -272,6 +295,7 @@ class Stack:
                 ready.cancel()
                 return
             self.models = ready.result()
+            await wait_for_port(self.config.host, self.config.control_port, self.config.startup_timeout_s)
             self.announce(ready_line(self.config, self.models, self.state_dir))
             self.ready.set()
             failed = asyncio.create_task(self.supervisor.failed.wait())

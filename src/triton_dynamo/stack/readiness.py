@@ -70,3 +70,17 @@ async def _frontend_ready(client, models: set[str]) -> bool:
     except Exception as exc:  # the frontend is still starting: connection refused and the like
         logger.debug("frontend not ready yet: %s", exc)
         return False
+
+
+async def wait_for_port(host: str, port: int, timeout_s: float) -> None:
+    """Return once ``host:port`` accepts a connection; raises UNAVAILABLE after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            _, writer = await asyncio.open_connection(host, port)
+        except OSError:
+            await asyncio.sleep(0.1)
+            continue
+        writer.close()
+        return
+    raise TritonDynamoError(f"nothing listens on {host}:{port} after {timeout_s:.0f} s", status=Status.UNAVAILABLE)

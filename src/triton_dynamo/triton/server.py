@@ -305,6 +305,13 @@ class Server:
             found[(entry["name"], version)] = Model(self, entry["name"], version)
         return found
 
+    def statistics(self, name: str = "", version: int = -1) -> dict:
+        """Triton's cumulative statistics (``model_stats``): of every model with no name, of every version of the
+        named one with -1."""
+        msg = c_void_p()
+        self._api.check(self._api.ServerModelStatistics(self.handle, name.encode(), version, byref(msg)))
+        return json.loads(self._api.message_json(msg))
+
     def model(self, name: str, version: int = -1) -> Model:
         """A handle on model ``name`` (its latest version with -1); it need not be loaded yet."""
         return Model(self, name, version)

@@ -26,6 +26,7 @@ from ..telemetry.observer import RequestTelemetry
 from ..telemetry.tracing import dynamo_exports_traces, make_tracer
 from ..triton import Options, Server
 from .config import WorkerConfig
+from .control import ControlHandler, control_endpoint_path
 from .handler import Admission, ModelHandler, RequestObserver
 from .schema import ModelSchema, queue_policy_limits
 
@@ -89,6 +90,7 @@ class Worker:
             # One model at a time: each step waits on discovery, and Dynamo's runtime (2 threads on 2 cores) stopped
             # making progress when seven of those waits ran at once.
             serving = [await self._publish(name) for name in models]
+            serving.append(await self._serve_control())
             logger.info("all %d model(s) registered", len(models))
             self._write_ready_file(models)
             # What starting built (Dynamo, Triton's binding, the schemas: ~74 000 objects) lives as long as the
@@ -232,6 +234,20 @@ class Worker:
             tensor_model_config=tensor_config,
         )
         logger.info("model %r registered at %s", model_name, path)
+        return serving
+
+    async def _serve_control(self) -> asyncio.Future:
+        """Serve this worker's instance of the control endpoint (statistics, repository index, server metadata for
+        the control service); it stays in discovery until the runtime shuts down, past the drain."""
+        path = control_endpoint_path(self.config.namespace, self.config.component)
+        endpoint = self.runtime.endpoint(path)
+        handler = ControlHandler(self.server)
+        serving = asyncio.ensure_future(endpoint.serve_endpoint(handler.generate, graceful_shutdown=True))
+        client = await endpoint.client()
+        await asyncio.wait_for(client.wait_for_instances(), timeout=60)
+        logger.info(
+            "control endpoint served at %s", control_endpoint_path(self.config.namespace, self.config.component)
+        )
         return serving
 
     async def _drain(self) -> None:

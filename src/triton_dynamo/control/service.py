@@ -1,0 +1,135 @@
+"""The control service's gRPC server: Triton's ``inference.GRPCInferenceService`` for the RPCs that Dynamo's frontend
+does not answer, each answered from every worker's Triton (:mod:`.fleet`) merged into one server's answer
+(:mod:`.merge`). Inference stays on the frontend: an inference RPC sent here is refused with the frontend's address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.metadata
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from typing import Any, NoReturn
+
+import grpc
+from google.protobuf import json_format
+from tritonclient.grpc import service_pb2 as pb
+from tritonclient.grpc import service_pb2_grpc
+
+from ..errors import STATUS_TABLE, TritonDynamoError
+from .config import ControlConfig
+from .fleet import Fleet
+from .merge import merge_index, merge_statistics, server_metadata
+
+logger = logging.getLogger(__name__)
+
+SHARED_MEMORY_MESSAGE = (
+    "shared memory is not supported by triton-dynamo: each request is served by a Triton inside a worker process, "
+    "often on another host, which cannot read a region registered with this endpoint; send the tensor data in the "
+    "request instead"
+)
+
+
+def our_version() -> str:
+    try:
+        return importlib.metadata.version("triton-dynamo")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _refuse(message: str) -> Callable[..., Awaitable[NoReturn]]:
+    """An RPC method that answers UNIMPLEMENTED with ``message``."""
+
+    async def refuse(self: Any, request: Any, context: Any) -> NoReturn:
+        await _abort(context, "UNIMPLEMENTED", message)
+
+    return refuse
+
+
+class ControlServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
+    """What a Triton client sees of the fleet outside inference."""
+
+    def __init__(self, fleet: Fleet, config: ControlConfig) -> None:
+        self.fleet = fleet
+        self.config = config
+        self.version = our_version()
+
+    async def ServerLive(self, request: Any, context: Any) -> pb.ServerLiveResponse:
+        return pb.ServerLiveResponse(live=True)
+
+    async def ServerReady(self, request: Any, context: Any) -> pb.ServerReadyResponse:
+        return pb.ServerReadyResponse(ready=bool(self.fleet.workers()))
+
+    async def ServerMetadata(self, request: Any, context: Any) -> pb.ServerMetadataResponse:
+        results = await self._ask(context, "server_metadata")
+        return json_format.ParseDict(server_metadata(results, self.version), pb.ServerMetadataResponse())
+
+    async def ModelStatistics(self, request: Any, context: Any) -> pb.ModelStatisticsResponse:
+        results = await self._ask(context, "statistics", name=request.name, version=request.version)
+        merged = merge_statistics(results)
+        return json_format.ParseDict(merged, pb.ModelStatisticsResponse(), ignore_unknown_fields=True)
+
+    async def RepositoryIndex(self, request: Any, context: Any) -> pb.RepositoryIndexResponse:
+        results = await self._ask(context, "repository_index", ready=request.ready)
+        models = [pb.RepositoryIndexResponse.ModelIndex(**entry) for entry in merge_index(results)]
+        return pb.RepositoryIndexResponse(models=models)
+
+    async def _ask(self, context: Any, op: str, **arguments: Any) -> dict[str, Any]:
+        try:
+            results, errors = await self.fleet.ask(op, **arguments)
+        except TritonDynamoError as exc:
+            await _abort(context, STATUS_TABLE[exc.status][0], exc.message)
+        if not results:
+            # Every worker refused, as Triton does for a model it does not know: one worker's status and message.
+            error = next(iter(errors.values()))
+            await _abort(context, error["status"], error["message"])
+        return results
+
+    # Refused with a reason rather than the bare UNIMPLEMENTED of a missing method.
+    SystemSharedMemoryStatus = _refuse(SHARED_MEMORY_MESSAGE)
+    SystemSharedMemoryRegister = _refuse(SHARED_MEMORY_MESSAGE)
+    SystemSharedMemoryUnregister = _refuse(SHARED_MEMORY_MESSAGE)
+    CudaSharedMemoryStatus = _refuse(SHARED_MEMORY_MESSAGE)
+    CudaSharedMemoryRegister = _refuse(SHARED_MEMORY_MESSAGE)
+    CudaSharedMemoryUnregister = _refuse(SHARED_MEMORY_MESSAGE)
+    RepositoryModelLoad = _refuse("RepositoryModelLoad is not supported by triton-dynamo yet")
+    RepositoryModelUnload = _refuse("RepositoryModelUnload is not supported by triton-dynamo yet")
+    TraceSetting = _refuse("TraceSetting is not supported by triton-dynamo yet")
+    LogSettings = _refuse("LogSettings is not supported by triton-dynamo yet")
+
+    async def _inference(self, request: Any, context: Any) -> NoReturn:
+        where = f" at {self.config.inference_url}" if self.config.inference_url else ""
+        await _abort(context, "UNIMPLEMENTED", f"inference and model RPCs are served by Dynamo's frontend{where}")
+
+    ModelInfer = ModelStreamInfer = ModelMetadata = ModelConfig = ModelReady = _inference
+
+
+async def _abort(context: Any, status: str, message: str) -> NoReturn:
+    code = grpc.StatusCode[status] if status in grpc.StatusCode.__members__ else grpc.StatusCode.UNKNOWN
+    await context.abort(code, message)
+    raise AssertionError("unreachable: context.abort raises")
+
+
+async def serve(config: ControlConfig) -> None:
+    """Serve the control RPCs until SIGTERM or SIGINT."""
+    from dynamo.common.utils.runtime import create_runtime  # heavy: imported when the service really starts
+
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    runtime, _ = create_runtime(discovery_backend=config.discovery_backend, request_plane=config.request_plane)
+    fleet = Fleet(runtime, config.namespace, config.component, timeout_s=config.worker_timeout_s)
+    await fleet.start()
+    server = grpc.aio.server()
+    service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(ControlServicer(fleet, config), server)
+    if server.add_insecure_port(config.address) == 0:
+        raise TritonDynamoError(f"cannot listen on {config.address}")
+    await server.start()
+    logger.info("control RPCs at %s for the workers of %s.%s", config.address, config.namespace, config.component)
+    try:
+        await stopping.wait()
+    finally:
+        await server.stop(grace=2)
+        runtime.shutdown()

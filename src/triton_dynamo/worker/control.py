@@ -1,0 +1,65 @@
+"""The worker's control endpoint: what the control service (:mod:`triton_dynamo.control`) asks every worker about its
+Triton, answered by that Triton. One request, one response: ``{"op": ..., <arguments>}`` in, ``{"result": ...}`` or
+``{"error": {"status": ..., "message": ...}}`` out, so that Triton's status travels as data, not as an exception
+text that Dynamo reports as INTERNAL.
+
+Example:
+    >>> control_endpoint_path("triton", "worker")
+    'triton.worker.control'
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
+
+from ..errors import STATUS_TABLE, InvalidInput, TritonDynamoError
+from ..triton import Server
+
+logger = logging.getLogger(__name__)
+
+CONTROL_ENDPOINT = "control"
+
+
+def control_endpoint_path(namespace: str, component: str) -> str:
+    """The one endpoint that every worker of ``namespace.component`` serves, each as an instance of its own (model
+    endpoints are per worker: see :func:`triton_dynamo.worker.service.endpoint_slug`)."""
+    return f"{namespace}.{component}.{CONTROL_ENDPOINT}"
+
+
+class ControlHandler:
+    """Answers control requests from one worker's Triton."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self._ops: dict[str, Callable[[Mapping[str, Any]], Any]] = {
+            "server_metadata": lambda _: server.metadata(),
+            "statistics": lambda r: server.statistics(str(r.get("name") or ""), _version(r.get("version"))),
+            "repository_index": lambda r: server.model_index(ready_only=bool(r.get("ready"))),
+        }
+
+    async def generate(self, request: Mapping[str, Any], context: Any = None) -> AsyncIterator[dict[str, Any]]:
+        """Dynamo's handler: one control request in, its one answer out."""
+        yield self.answer(request)
+
+    def answer(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        op = request.get("op")
+        try:
+            method = self._ops.get(op)
+            if method is None:
+                raise InvalidInput(f"unknown control operation {op!r}; known: {', '.join(sorted(self._ops))}")
+            return {"result": method(request)}
+        except TritonDynamoError as exc:
+            logger.info("control %r refused: %s", op, exc)
+            return {"error": {"status": STATUS_TABLE[exc.status][0], "message": exc.message}}
+
+
+def _version(value: Any) -> int:
+    """A KServe version string ("" for all, or the number) as Triton's int64 (-1 for all)."""
+    if value in (None, ""):
+        return -1
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise InvalidInput(f"model version {value!r} is not a number") from None

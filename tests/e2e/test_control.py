@@ -1,0 +1,100 @@
+"""Triton's RPCs beyond inference, through the stack's control service: one Triton server's answers from every
+worker, with tritonclient as a Triton user calls them."""
+
+from __future__ import annotations
+
+import re
+import urllib.request
+
+import numpy as np
+import pytest
+import tritonclient.grpc as grpcclient
+from tritonclient.utils import InferenceServerException
+
+from triton_dynamo.client.kserve import to_infer_inputs
+
+from .processes import MODEL_REPO, StackProcess
+
+SAMPLE_MODELS = sorted(p.name for p in MODEL_REPO.iterdir() if (p / "config.pbtxt").exists())
+
+
+@pytest.fixture
+def control(stack: StackProcess):
+    client = grpcclient.InferenceServerClient(stack.control_url)
+    yield client
+    client.close()
+
+
+def test_server_metadata_names_the_stack_and_triton(control: grpcclient.InferenceServerClient) -> None:
+    metadata = control.get_server_metadata(as_json=True)
+    assert re.fullmatch(r"triton-dynamo/\d+\.\d+\.\d+.*", metadata["name"])
+    assert metadata["version"] == "2.51.0"  # the wheel's Triton, as every worker reports it
+    assert metadata["extensions"] == ["model_configuration", "parameters", "schedule_policy", "statistics"]
+
+
+def triton_successes(url: str, model: str) -> int:
+    """``nv_inference_request_success`` of ``model`` on one worker's metrics port."""
+    with urllib.request.urlopen(f"http://{url}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    pattern = rf'^nv_inference_request_success\{{[^}}]*model="{model}"[^}}]*\}} (\S+)$'
+    return sum(int(float(m.group(1))) for m in re.finditer(pattern, text, re.MULTILINE))
+
+
+def test_statistics_count_every_request_whichever_worker_served_it(
+    stack: StackProcess, control: grpcclient.InferenceServerClient
+) -> None:
+    def success_count() -> int:
+        [entry] = control.get_inference_statistics("identity", as_json=True)["model_stats"]
+        return int(entry["inference_stats"]["success"].get("count", 0))
+
+    workers = [f"127.0.0.1:{port}" for port in stack.worker_metrics_ports]
+    before, before_each = success_count(), [triton_successes(w, "identity") for w in workers]
+    frontend = grpcclient.InferenceServerClient(stack.grpc_url)
+    try:
+        for _ in range(10):
+            frontend.infer("identity", to_infer_inputs({"INPUT0": np.array([1, 2, 3], np.int32)}))
+    finally:
+        frontend.close()
+    served_each = [triton_successes(w, "identity") - b for w, b in zip(workers, before_each, strict=True)]
+    assert sum(1 for served in served_each if served > 0) == 2, served_each  # both workers took part
+    assert success_count() - before == 10
+    everything = control.get_inference_statistics(as_json=True)["model_stats"]
+    assert sorted(e["name"] for e in everything) == SAMPLE_MODELS
+    [entry] = [e for e in everything if e["name"] == "identity"]
+    assert entry["version"] == "1" and int(entry["last_inference"]) > 0
+    assert [b["batch_size"] for b in entry["batch_stats"]] == ["1"]  # tritonclient's JSON writes uint64 as text
+
+
+def test_statistics_of_an_unknown_model_are_refused_as_triton_does(control: grpcclient.InferenceServerClient) -> None:
+    with pytest.raises(InferenceServerException) as info:
+        control.get_inference_statistics("no_such_model")
+    assert info.value.status() == "StatusCode.INVALID_ARGUMENT"
+    assert "requested model 'no_such_model' is not available" in info.value.message()
+
+
+def test_repository_index_lists_every_model_ready(control: grpcclient.InferenceServerClient) -> None:
+    index = control.get_model_repository_index(as_json=True)["models"]
+    assert [(m["name"], m["version"], m["state"]) for m in index] == [(name, "1", "READY") for name in SAMPLE_MODELS]
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda c: c.get_system_shared_memory_status(),
+        lambda c: c.register_system_shared_memory("r", "/r", 16),
+        lambda c: c.get_cuda_shared_memory_status(),
+        lambda c: c.unregister_cuda_shared_memory(),
+    ],
+)
+def test_shared_memory_is_refused_with_the_reason(control: grpcclient.InferenceServerClient, call) -> None:
+    with pytest.raises(InferenceServerException) as info:
+        call(control)
+    assert info.value.status() == "StatusCode.UNIMPLEMENTED"
+    assert "shared memory is not supported by triton-dynamo" in info.value.message()
+
+
+def test_inference_sent_to_the_control_port_names_the_frontend(stack: StackProcess, control) -> None:
+    with pytest.raises(InferenceServerException) as info:
+        control.infer("identity", to_infer_inputs({"INPUT0": np.array([1], np.int32)}))
+    assert info.value.status() == "StatusCode.UNIMPLEMENTED"
+    assert stack.grpc_url in info.value.message()
