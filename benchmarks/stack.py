@@ -118,6 +118,9 @@ def start_stack(
                 str(worker_metrics_port),
                 "--state-dir",
                 str(workdir / name),
+                # the frontend's own port: this benchmark measures the frontend; benchmarks/one_port.py the proxy
+                "--proxy",
+                "none",
                 *extra_args,
             ],
             env=env,

@@ -151,6 +151,7 @@ class StackProcess:
     state_dir: Path
     worker_metrics_ports: list[int] = field(default_factory=list)
     control_port: int = 0
+    frontend_port: int = 0  # the frontend's own port when the stack runs nginx in front of it
     lines: list[str] = field(default_factory=list)
     models: list[str] = field(default_factory=list)
     ready_after_s: float = 0.0
@@ -162,6 +163,11 @@ class StackProcess:
     @property
     def control_url(self) -> str:
         return f"127.0.0.1:{self.control_port}"
+
+    @property
+    def proxied(self) -> bool:
+        """Whether nginx serves every Triton RPC on the KServe port (``up --proxy auto`` where nginx is installed)."""
+        return any("every Triton RPC there" in line for line in self.lines if "triton-dynamo ready" in line)
 
     def worker_pids(self) -> dict[int, int]:
         """worker index -> pid, from the supervisor's 'worker-N started (pid P' lines (latest wins)."""
@@ -229,7 +235,7 @@ def start_stack(
     env: dict | None = None,
     timeout_s: float = 120,
 ) -> StackProcess:
-    grpc_port, metrics_port, control_port = free_ports(3)
+    grpc_port, metrics_port, control_port, frontend_port = free_ports(4)
     worker_ports = free_ports(workers, consecutive=True)
     metrics_ports = free_ports(workers, consecutive=True)
     argv = [
@@ -247,6 +253,8 @@ def start_stack(
         str(metrics_port),
         "--control-port",
         str(control_port),
+        "--frontend-port",
+        str(frontend_port),
         "--worker-system-port",
         str(worker_ports[0]),
         "--worker-metrics-port",
@@ -272,6 +280,7 @@ def start_stack(
         state_dir,
         worker_metrics_ports=metrics_ports,
         control_port=control_port,
+        frontend_port=frontend_port,
     )
     threading.Thread(target=_collect, args=(proc, stack.lines), daemon=True).start()
     try:

@@ -18,11 +18,39 @@ from .processes import MODEL_REPO, StackProcess
 SAMPLE_MODELS = sorted(p.name for p in MODEL_REPO.iterdir() if (p / "config.pbtxt").exists())
 
 
-@pytest.fixture
-def control(stack: StackProcess):
-    client = grpcclient.InferenceServerClient(stack.control_url)
+@pytest.fixture(params=["control_port", "one_port"])
+def control(stack: StackProcess, request: pytest.FixtureRequest):
+    """A Triton client of the control RPCs: on the control service's own port, and on the stack's KServe port where
+    nginx routes them (every RPC on one port)."""
+    if request.param == "one_port" and not stack.proxied:
+        pytest.skip("nginx is not installed: the stack serves the control RPCs on their own port only")
+    client = grpcclient.InferenceServerClient(stack.control_url if request.param == "control_port" else stack.grpc_url)
     yield client
     client.close()
+
+
+def test_one_port_serves_inference_and_every_triton_rpc(stack: StackProcess) -> None:
+    if not stack.proxied:
+        pytest.skip("nginx is not installed: the stack serves the control RPCs on their own port only")
+    client = grpcclient.InferenceServerClient(stack.grpc_url)
+    try:
+        assert client.is_server_live() and client.is_server_ready() and client.is_model_ready("identity")
+        result = client.infer("identity", to_infer_inputs({"INPUT0": np.array([4, 5], np.int32)}))
+        assert result.as_numpy("OUTPUT0").tolist() == [4, 5]
+        assert client.get_model_config("identity").config.name == "identity"
+        assert client.get_server_metadata().name.startswith("triton-dynamo/")
+        assert client.get_model_repository_index().models
+    finally:
+        client.close()
+    # the frontend's own port: inference, without the control RPCs
+    direct = grpcclient.InferenceServerClient(f"127.0.0.1:{stack.frontend_port}")
+    try:
+        assert direct.infer("identity", to_infer_inputs({"INPUT0": np.array([6], np.int32)})).as_numpy("OUTPUT0") == 6
+        with pytest.raises(InferenceServerException) as info:
+            direct.get_server_metadata()
+        assert info.value.status() == "StatusCode.UNIMPLEMENTED"
+    finally:
+        direct.close()
 
 
 def test_server_metadata_names_the_stack_and_triton(control: grpcclient.InferenceServerClient) -> None:
@@ -93,8 +121,10 @@ def test_shared_memory_is_refused_with_the_reason(control: grpcclient.InferenceS
     assert "shared memory is not supported by triton-dynamo" in info.value.message()
 
 
-def test_inference_sent_to_the_control_port_names_the_frontend(stack: StackProcess, control) -> None:
+def test_inference_sent_to_the_control_port_names_the_frontend(stack: StackProcess) -> None:
+    control = grpcclient.InferenceServerClient(stack.control_url)
     with pytest.raises(InferenceServerException) as info:
         control.infer("identity", to_infer_inputs({"INPUT0": np.array([1], np.int32)}))
+    control.close()
     assert info.value.status() == "StatusCode.UNIMPLEMENTED"
     assert stack.grpc_url in info.value.message()

@@ -49,7 +49,8 @@ def test_killed_worker_leaves_the_others_serving_and_comes_back(stack: StackProc
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         health = worker_health(f"http://127.0.0.1:{stack.worker_ports[0]}/health")
-        if health and health.get("status") == "ready" and len(health.get("endpoints", {})) == len(stack.models):
+        # one endpoint per model, and the control endpoint
+        if health and health.get("status") == "ready" and len(health.get("endpoints", {})) == len(stack.models) + 1:
             break
         time.sleep(0.5)
     else:

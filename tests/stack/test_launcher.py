@@ -11,10 +11,16 @@ import pytest
 from triton_dynamo.errors import ConfigurationError
 from triton_dynamo.stack.config import StackConfig
 from triton_dynamo.stack.discovery import forget_in_file_store, instance_id
-from triton_dynamo.stack.launcher import build_specs, ready_file
+from triton_dynamo.stack.launcher import PROXY, build_specs, ready_file
+from triton_dynamo.stack.proxy import CONTROL_METHODS, find_nginx
 from triton_dynamo.stack.readiness import served_models
 
 REPO = Path(__file__).resolve().parents[2] / "model_repo"
+
+
+def dynamo_specs(config: StackConfig, state_dir: Path, environ: dict) -> list:
+    """The processes that run Dynamo's runtime (all but the nginx proxy)."""
+    return [spec for spec in build_specs(config, state_dir, environ=environ) if spec.name != PROXY]
 
 
 def test_specs_run_the_frontend_and_each_worker_on_loopback(tmp_path: Path) -> None:
@@ -26,6 +32,7 @@ def test_specs_run_the_frontend_and_each_worker_on_loopback(tmp_path: Path) -> N
         worker_system_port=9100,
         worker_metrics_port=9200,
         model_names=("identity",),
+        proxy="none",
     )
     frontend, control, *workers = build_specs(c, tmp_path, environ={})
     assert frontend.argv[1:4] == ["-m", "dynamo.frontend", "--kserve-grpc-server"]
@@ -51,24 +58,24 @@ def test_specs_run_the_frontend_and_each_worker_on_loopback(tmp_path: Path) -> N
 
 def test_per_request_log_lines_are_quiet_unless_the_user_sets_dyn_log(tmp_path: Path) -> None:
     c = StackConfig(model_repository=REPO, workers=2)
-    for spec in build_specs(c, tmp_path, environ={}):
+    for spec in dynamo_specs(c, tmp_path, environ={}):
         directives = spec.env["DYN_LOG"].split(",")
         assert directives[0] == "info"  # everything else Dynamo says stays
         assert "dynamo_runtime::pipeline::network::ingress::push_handler=warn" in directives
-    for spec in build_specs(c, tmp_path, environ={"DYN_LOG": "debug"}):
+    for spec in dynamo_specs(c, tmp_path, environ={"DYN_LOG": "debug"}):
         assert "DYN_LOG" not in spec.env  # inherited from the user's environment as it is
 
 
 def test_dynamo_writes_its_log_files_without_colour_unless_the_user_says(tmp_path: Path) -> None:
     c = StackConfig(model_repository=REPO)
-    assert all(spec.env["DYN_SDK_DISABLE_ANSI_LOGGING"] == "1" for spec in build_specs(c, tmp_path, environ={}))
-    for spec in build_specs(c, tmp_path, environ={"DYN_SDK_DISABLE_ANSI_LOGGING": "0"}):
+    assert all(spec.env["DYN_SDK_DISABLE_ANSI_LOGGING"] == "1" for spec in dynamo_specs(c, tmp_path, environ={}))
+    for spec in dynamo_specs(c, tmp_path, environ={"DYN_SDK_DISABLE_ANSI_LOGGING": "0"}):
         assert "DYN_SDK_DISABLE_ANSI_LOGGING" not in spec.env
 
 
 def test_tracing_reaches_every_process(tmp_path: Path) -> None:
     c = StackConfig(model_repository=REPO, otlp_endpoint="http://127.0.0.1:4317")
-    for spec in build_specs(c, tmp_path, environ={}):
+    for spec in dynamo_specs(c, tmp_path, environ={}):
         assert spec.env["OTEL_EXPORT_ENABLED"] == "1"
         assert spec.env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] == "http://127.0.0.1:4317"
         # one ratio for Dynamo's sampler and the worker SDK's, which follows the frontend's decision
@@ -76,7 +83,7 @@ def test_tracing_reaches_every_process(tmp_path: Path) -> None:
         assert spec.env["OTEL_TRACES_SAMPLER"] == "parentbased_traceidratio"
         # Dynamo's log records follow its spans, unless the user sends them elsewhere
         assert spec.env["OTEL_EXPORTER_OTLP_LOGS_ENDPOINT"] == "http://127.0.0.1:4317"
-    for spec in build_specs(c, tmp_path, environ={"OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": "http://logs:4317"}):
+    for spec in dynamo_specs(c, tmp_path, environ={"OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": "http://logs:4317"}):
         assert "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT" not in spec.env  # inherited as it is
 
 
@@ -127,3 +134,24 @@ def test_forget_removes_only_the_dead_instance(tmp_path: Path) -> None:
     alive = key("instances/triton/worker/identity_1/0a1b2c3d4e5f6071")
     assert forget_in_file_store(tmp_path, 0xEF042C532947BA51) == 2
     assert not any(p.exists() for p in dead) and alive.exists()
+
+
+@pytest.mark.skipif(find_nginx() is None, reason="nginx is not installed (scripts/test.sh installs it)")
+def test_the_proxy_takes_the_kserve_port_and_routes_the_control_methods(tmp_path: Path) -> None:
+    c = StackConfig(model_repository=REPO, grpc_port=9001, frontend_port=9011, control_port=9003, proxy="auto")
+    specs = {spec.name: spec for spec in build_specs(c, tmp_path, environ={})}
+    frontend = specs["frontend"].argv
+    assert frontend[frontend.index("--http-port") + 1] == "9011"
+    config = (tmp_path / "nginx" / "nginx.conf").read_text()
+    assert specs[PROXY].argv[specs[PROXY].argv.index("-c") + 1] == str(tmp_path / "nginx" / "nginx.conf")
+    assert "listen 127.0.0.1:9001 http2;" in config
+    assert "server 127.0.0.1:9011;" in config and "server 127.0.0.1:9003;" in config
+    routed = config.split("location ~ ^/inference\\.GRPCInferenceService/(", 1)[1].split(")$", 1)[0]
+    assert routed.split("|") == list(CONTROL_METHODS)
+
+
+def test_without_the_proxy_the_frontend_keeps_the_kserve_port(tmp_path: Path) -> None:
+    c = StackConfig(model_repository=REPO, grpc_port=9001, frontend_port=9011, proxy="none")
+    specs = {spec.name: spec for spec in build_specs(c, tmp_path, environ={})}
+    assert PROXY not in specs
+    assert specs["frontend"].argv[specs["frontend"].argv.index("--http-port") + 1] == "9001"

@@ -40,6 +40,21 @@ class StackConfig:
     metrics_port: int = setting(
         8002, flag="--metrics-port", env="TRITON_DYNAMO_METRICS_PORT", help="the frontend's /metrics port"
     )
+    proxy: str = setting(
+        "auto",
+        flag="--proxy",
+        env="TRITON_DYNAMO_PROXY",
+        help="nginx in front of the frontend and the control service, routing each RPC by its method, so that every "
+        "Triton RPC is on --grpc-port: auto (when nginx is installed), nginx, or none (the control RPCs stay on "
+        "--control-port)",
+        choices=("auto", "nginx", "none"),
+    )
+    frontend_port: int = setting(
+        8011,
+        flag="--frontend-port",
+        env="TRITON_DYNAMO_FRONTEND_PORT",
+        help="with the proxy, the frontend's own KServe port: no control RPCs, one hop less for inference",
+    )
     control_port: int = setting(
         8003,
         flag="--control-port",
@@ -143,6 +158,8 @@ class StackConfig:
         if not self.model_repository.is_dir():
             raise ConfigurationError(f"model repository {str(self.model_repository)!r} is not a directory")
         ports = [self.grpc_port, self.metrics_port, self.control_port, *self.worker_ports, *self.worker_metrics_ports]
+        if self.proxy != "none":
+            ports.append(self.frontend_port)
         if self.observe:
             ports.append(self.prometheus_port)
         if any(not 0 < p < 65536 for p in ports):
@@ -153,7 +170,7 @@ class StackConfig:
                 f"{MAX_SYSTEM_PORT}: Dynamo reads DYN_SYSTEM_PORT as a signed 16-bit number"
             )
         if len(set(ports)) != len(ports):
-            raise ConfigurationError(f"the gRPC, metrics, control and worker ports overlap: {ports}")
+            raise ConfigurationError(f"the gRPC, frontend, metrics, control and worker ports overlap: {ports}")
         if self.startup_timeout_s <= 0 or self.grace_period_s < 0:
             raise ConfigurationError("--startup-timeout-s must be positive and --grace-period-s not negative")
         if not 0.0 <= self.trace_sample_ratio <= 1.0:

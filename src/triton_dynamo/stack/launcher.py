@@ -17,6 +17,7 @@ from ..errors import ConfigurationError, Status, TritonDynamoError
 from .config import StackConfig
 from .discovery import forget_in_file_store, instance_id, revoke_etcd_lease
 from .prometheus import default_rule_files, find_prometheus, prometheus_command, render_local_config
+from .proxy import find_nginx, nginx_command, render_config
 from .readiness import wait_for_port, wait_until_ready
 from .supervisor import Child, ProcessSpec, Supervisor
 
@@ -24,6 +25,7 @@ logger = logging.getLogger(__name__)
 
 FRONTEND = "frontend"
 CONTROL = "control"
+PROXY = "proxy"
 PROMETHEUS = "prometheus"
 
 
@@ -76,6 +78,22 @@ def log_environment(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
     return env
 
 
+def proxy_binary(config: StackConfig) -> str | None:
+    """nginx for ``--proxy``, or None when the stack runs without it; raises when ``nginx`` was asked for and is
+    not installed."""
+    if config.proxy == "none":
+        return None
+    binary = find_nginx()
+    if binary is None and config.proxy == "nginx":
+        raise ConfigurationError("--proxy nginx needs nginx: install it (Debian: apt-get install nginx-light)")
+    return binary
+
+
+def frontend_port(config: StackConfig, proxied: bool) -> int:
+    """Where the frontend listens: behind the proxy on its own port, else on the stack's KServe port."""
+    return config.frontend_port if proxied else config.grpc_port
+
+
 def build_specs(config: StackConfig, state_dir: Path, environ: Mapping[str, str] = os.environ) -> list[ProcessSpec]:
     """The frontend and the workers, with their command lines and the environment they get on top of ``environ``
     (pure: no process is started)."""
@@ -106,6 +124,7 @@ def build_specs(config: StackConfig, state_dir: Path, environ: Mapping[str, str]
     if "DYN_RUNTIME_NUM_WORKER_THREADS" not in environ:
         frontend_env["DYN_RUNTIME_NUM_WORKER_THREADS"] = FRONTEND_RUNTIME_THREADS
     logs = state_dir / "logs"
+    nginx = proxy_binary(config)
     frontend = ProcessSpec(
         FRONTEND,
         [
@@ -116,7 +135,7 @@ def build_specs(config: StackConfig, state_dir: Path, environ: Mapping[str, str]
             "--http-host",
             config.host,
             "--http-port",
-            str(config.grpc_port),
+            str(frontend_port(config, nginx is not None)),
             "--grpc-metrics-port",
             str(config.metrics_port),
             "--discovery-backend",
@@ -183,9 +202,22 @@ def build_specs(config: StackConfig, state_dir: Path, environ: Mapping[str, str]
         log_path=logs / f"{CONTROL}.log",
     )
     specs = [frontend, control, *workers]
+    if nginx is not None:
+        specs.append(proxy_spec(config, state_dir, nginx))
     if config.observe:
         specs.append(prometheus_spec(config, state_dir))
     return specs
+
+
+def proxy_spec(config: StackConfig, state_dir: Path, binary: str) -> ProcessSpec:
+    """nginx on the stack's KServe port, routing each RPC to the frontend or the control service."""
+    folder = state_dir / "nginx"
+    folder.mkdir(parents=True, exist_ok=True)
+    config_path = folder / "nginx.conf"
+    config_path.write_text(
+        render_config(config.host, config.grpc_port, config.frontend_port, config.control_port, state_dir)
+    )
+    return ProcessSpec(PROXY, nginx_command(binary, config_path), env={}, log_path=state_dir / "logs" / "proxy.log")
 
 
 def prometheus_spec(config: StackConfig, state_dir: Path) -> ProcessSpec:
@@ -210,12 +242,17 @@ def prometheus_spec(config: StackConfig, state_dir: Path) -> ProcessSpec:
     return ProcessSpec(PROMETHEUS, argv, env={}, log_path=state_dir / "logs" / "prometheus.log")
 
 
-def ready_line(config: StackConfig, models: list[str], state_dir: Path) -> str:
+def ready_line(config: StackConfig, models: list[str], state_dir: Path, proxied: bool) -> str:
     example = "identity" if "identity" in models else models[0]
     observe = f"; Prometheus at http://{config.host}:{config.prometheus_port}" if config.observe else ""
+    if proxied:
+        control = f"every Triton RPC there (inference alone also at {config.host}:{config.frontend_port})"
+    else:
+        control = f"server metadata, statistics and repository index at {config.control_url} (no nginx here: "
+        control += "install it for one port)" if config.proxy == "auto" else "--proxy none)"
     return (
         f"triton-dynamo ready: KServe v2 gRPC at {config.grpc_url} with {config.workers} worker(s) serving "
-        f"{', '.join(models)}; server metadata, statistics and repository index at {config.control_url}; "
+        f"{', '.join(models)}; {control}; "
         f"metrics at http://{config.host}:{config.metrics_port}/metrics{observe}; logs in "
         f"{state_dir / 'logs'}; try: triton-dynamo infer {example} --url {config.grpc_url}"
     )
@@ -296,7 +333,8 @@ class Stack:
                 return
             self.models = ready.result()
             await wait_for_port(self.config.host, self.config.control_port, self.config.startup_timeout_s)
-            self.announce(ready_line(self.config, self.models, self.state_dir))
+            proxied = PROXY in self.supervisor.children
+            self.announce(ready_line(self.config, self.models, self.state_dir, proxied))
             self.ready.set()
             failed = asyncio.create_task(self.supervisor.failed.wait())
             await asyncio.wait([stop, failed], return_when=asyncio.FIRST_COMPLETED)

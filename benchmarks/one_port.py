@@ -1,0 +1,99 @@
+"""Inference through the stack's one port (nginx routing every Triton RPC) against the frontend's own port, in one
+run, on one stack: `triton-dynamo up --workers 1 --proxy nginx` serving identity_fp32 in the native identity backend
+(benchmarks/native_identity), so that what is measured is the path, not a model.
+
+For 16 and 150528 FP32 elements: p50/p99 of sequential requests and throughput at concurrency 32 (tritonclient aio),
+both ports interleaved in a new random order each round (--rounds), and the ratio one port / frontend port. nginx
+shares this machine's cores with the client, the frontend and the worker, as it would on a small host.
+Writes benchmarks/results/one_port.json.
+
+    uv run python benchmarks/one_port.py [--requests 1000] [--seconds 5] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import statistics
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from _common import native_identity_repo, percentiles_us, print_table, stop_processes, write_results
+from stack import concurrent, ports, sequential, start_stack
+from triton_dynamo.stack.proxy import find_nginx
+
+SIZES = (16, 150528)
+PORTS = ("one_port", "frontend")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=1000, help="sequential requests per port, size and round")
+    parser.add_argument("--seconds", type=float, default=5.0, help="seconds at concurrency 32 per port, size, round")
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    if find_nginx() is None:
+        raise SystemExit("nginx is not installed (Debian: apt-get install nginx-light)")
+    rng = random.Random(args.seed)
+    with tempfile.TemporaryDirectory(prefix="one-port-") as tmp:
+        workdir = Path(tmp)
+        repository = native_identity_repo(workdir / "repo")
+        (frontend_port,) = ports(1)
+        extra = ("--proxy", "nginx", "--frontend-port", str(frontend_port))
+        procs, one_port_url = start_stack(workdir, repository=repository, extra_args=extra)
+        urls = {"one_port": one_port_url, "frontend": f"127.0.0.1:{frontend_port}"}
+        latencies = {(p, n): [] for p in PORTS for n in SIZES}
+        rates = {(p, n): [] for p in PORTS for n in SIZES}
+        under_load = {(p, n): [] for p in PORTS for n in SIZES}
+        try:
+            for n in SIZES:  # warm both paths (connections, the worker's buffers)
+                data = np.arange(n, dtype=np.float32)
+                for port in PORTS:
+                    sequential(urls[port], data, 50)
+            for _ in range(args.rounds):
+                for n in SIZES:
+                    data = np.arange(n, dtype=np.float32)
+                    order = list(PORTS)
+                    rng.shuffle(order)
+                    for port in order:
+                        latencies[(port, n)] += sequential(urls[port], data, args.requests)
+                    rng.shuffle(order)
+                    for port in order:
+                        rate, samples = asyncio.run(concurrent(urls[port], data, args.seconds, args.concurrency))
+                        rates[(port, n)].append(rate)
+                        under_load[(port, n)] += samples
+        finally:
+            stop_processes(procs)
+    results, rows = {}, []
+    for n in SIZES:
+        for port in PORTS:
+            seq, load = percentiles_us(latencies[(port, n)]), percentiles_us(under_load[(port, n)])
+            rate = statistics.fmean(rates[(port, n)])
+            results[f"{port}_{n}"] = {"sequential": seq, "throughput_rps": rate, "under_load": load}
+            rows.append([port, n, seq["p50_us"], seq["p99_us"], rate, load["p50_us"]])
+        one, direct = results[f"one_port_{n}"], results[f"frontend_{n}"]
+        paired = [a / b for a, b in zip(rates[("one_port", n)], rates[("frontend", n)], strict=True)]
+        results[f"ratio_{n}"] = {
+            "p50": one["sequential"]["p50_us"] / direct["sequential"]["p50_us"],
+            "throughput": one["throughput_rps"] / direct["throughput_rps"],
+            "throughput_per_round": paired,
+        }
+    print_table(["port", "elements", "p50 us", "p99 us", f"req/s at {args.concurrency}", "p50 under load us"], rows)
+    for n in SIZES:
+        ratio = results[f"ratio_{n}"]
+        rounds = ", ".join(f"{r:.3f}" for r in ratio["throughput_per_round"])
+        print(
+            f"{n} elements, one port / frontend: p50 {ratio['p50']:.3f}, throughput {ratio['throughput']:.3f} "
+            f"(per round: {rounds})"
+        )
+    results["settings"] = vars(args)
+    print(f"written to {write_results('one_port', results)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""One address for every Triton gRPC RPC: nginx in front of Dynamo's frontend and the control service, routing each
+call by its method path (``/inference.GRPCInferenceService/<Method>``). Inference goes to the frontend through nginx
+alone, with no Python process in its path; the RPCs the frontend does not answer go to the control service.
+
+Example:
+    >>> "location ~ ^/inference\\\\.GRPCInferenceService/(ServerMetadata|" in render_config(
+    ...     "127.0.0.1", 8001, 8011, 8003, Path("/tmp/x"))
+    True
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+# The methods of inference.GRPCInferenceService that the control service answers; every other one goes to the
+# frontend (inference, model metadata and config, health).
+CONTROL_METHODS = (
+    "ServerMetadata",
+    "ModelStatistics",
+    "RepositoryIndex",
+    "RepositoryModelLoad",
+    "RepositoryModelUnload",
+    "TraceSetting",
+    "LogSettings",
+    "SystemSharedMemoryStatus",
+    "SystemSharedMemoryRegister",
+    "SystemSharedMemoryUnregister",
+    "CudaSharedMemoryStatus",
+    "CudaSharedMemoryRegister",
+    "CudaSharedMemoryUnregister",
+)
+
+
+def find_nginx() -> str | None:
+    """The ``nginx`` binary on this machine (PATH, else Debian's /usr/sbin), or None when not installed."""
+    found = shutil.which("nginx")
+    if found is None and os.access("/usr/sbin/nginx", os.X_OK):
+        found = "/usr/sbin/nginx"
+    return found
+
+
+def render_config(host: str, port: int, frontend_port: int, control_port: int, state_dir: Path) -> str:
+    """nginx's configuration: plaintext gRPC (HTTP/2) on ``host:port``, passed on to loopback ports."""
+    temp = state_dir / "nginx"
+    methods = "|".join(CONTROL_METHODS)
+    return f"""# Written by triton-dynamo up: every Triton gRPC RPC on one port.
+worker_processes 1;
+pid {temp}/nginx.pid;
+error_log stderr warn;
+
+events {{
+    worker_connections 4096;
+}}
+
+http {{
+    access_log off;
+    client_body_temp_path {temp}/client_body;
+    proxy_temp_path {temp}/proxy;
+    fastcgi_temp_path {temp}/fastcgi;
+    uwsgi_temp_path {temp}/uwsgi;
+    scgi_temp_path {temp}/scgi;
+
+    # Connections to the frontend are kept open and reused: a new one per call cost the handshake each time.
+    upstream frontend {{
+        server 127.0.0.1:{frontend_port};
+        keepalive 64;
+    }}
+    upstream control {{
+        server 127.0.0.1:{control_port};
+        keepalive 8;
+    }}
+
+    server {{
+        # Debian 12's nginx (1.22) knows only this form; `http2 on;` needs 1.25.1.
+        listen {host}:{port} http2;
+        # The frontend refuses messages over 4 MiB itself (OUT_OF_RANGE); let those reach it and answer.
+        client_max_body_size 16m;
+        # streams of a decoupled model may stay open for long
+        grpc_read_timeout 300s;
+        grpc_send_timeout 300s;
+
+        location ~ ^/inference\\.GRPCInferenceService/({methods})$ {{
+            grpc_pass grpc://control;
+        }}
+        location / {{
+            grpc_pass grpc://frontend;
+        }}
+    }}
+}}
+"""
+
+
+def nginx_command(binary: str, config_path: Path) -> list[str]:
+    return [binary, "-c", str(config_path), "-e", "stderr", "-g", "daemon off;"]
