@@ -6,6 +6,13 @@ server's requests are driven from it).
 
 from __future__ import annotations
 
+import os
+
+# The session's in-process Triton forks its python backend stubs from this process, which by then runs gRPC clients
+# of the end-to-end tests: one fresh-clone run hung for good in ServerNew, its forked child single-threaded on a
+# futex before exec. The worker process sets the same for the same fork (triton_dynamo.cli); set before grpc loads.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+
 import asyncio
 import shutil
 import types
