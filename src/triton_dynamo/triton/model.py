@@ -62,7 +62,7 @@ class Model:
 
     def statistics(self) -> dict:
         """Triton's cumulative statistics for this model (counts and durations per phase)."""
-        return self._message(self.server._api.ServerModelStatistics)
+        return self.server.statistics(self.name, self.version)
 
     @cached_property
     def decoupled(self) -> bool:

@@ -131,9 +131,7 @@ class ModelHandler:
         token = observer.started(self.schema.name, client_id, context) if observer is not None else None
         status, output_bytes, responses, version = None, 0, 0, None
         try:
-            # Triton names the request in its own messages ("[request id: ...]"): the client's id, or else the one
-            # Dynamo's frontend gave the request and logs, rather than Triton's "<id_unknown>".
-            infer_request, input_bytes = self._decode(request, client_id or _context_id(context))
+            infer_request, input_bytes = self._decode(request, client_id)
             if token is not None:
                 batched = self.schema.max_batch_size > 0 and infer_request.inputs
                 batch = next(iter(infer_request.inputs.values())).shape[0] if batched else 1
@@ -141,7 +139,7 @@ class ModelHandler:
             mark_final = infer_request.parameters.pop(EMPTY_FINAL_PARAMETER, False) is True
             final_sent = False
             async for response in self.model.async_infer(infer_request):
-                encoded, size = self._encode(response, client_id)
+                encoded, size = self._encode(response)
                 if mark_final:
                     encoded.setdefault("parameters", {})[FINAL_PARAMETER] = {"bool": response.final}
                     final_sent = response.final
@@ -152,7 +150,7 @@ class ModelHandler:
             if mark_final and not final_sent:
                 # The model sent its final flag without a response (decoupled models do): say so, as Triton does.
                 yield {
-                    "id": client_id,
+                    "id": infer_request.request_id,
                     "model": self.schema.name,
                     "tensors": [],
                     "parameters": {FINAL_PARAMETER: {"bool": True}},
@@ -164,7 +162,12 @@ class ModelHandler:
             if isinstance(exc, TritonError):
                 # Dynamo sends an exception with a ``code`` attribute as {"message", "code"} and drops str(), and
                 # with it our status: the client read 'Internal: {"message":"... Exceeds maximum queue size","code":4}'.
-                raise TritonDynamoError(exc.message, status=status) from exc
+                # Triton names a request without an id "<id_unknown>": name it by the id Dynamo's frontend gave it
+                # and logs. Here, on the error path, rather than giving every request that id.
+                message = exc.message
+                if not client_id:
+                    message = message.replace("[request id: <id_unknown>]", f"[request id: {_context_id(context)}]")
+                raise TritonDynamoError(message, status=status) from exc
             raise
         except Exception as exc:
             status = Status.INTERNAL
@@ -180,7 +183,7 @@ class ModelHandler:
             if token is not None:
                 self.observer.finished(token, status, output_bytes, responses, version)
 
-    def _decode(self, request: Mapping[str, Any], request_id: str) -> tuple[InferenceRequest, int]:
+    def _decode(self, request: Mapping[str, Any], client_id: str) -> tuple[InferenceRequest, int]:
         tensors = request.get("tensors")
         if not isinstance(tensors, list):
             raise InvalidInput(f"request to model {self.schema.name!r} has no tensors")
@@ -202,20 +205,19 @@ class ModelHandler:
         self.schema.check_outputs(output_names)
         infer_request = InferenceRequest(
             inputs=inputs,
-            request_id=request_id,
+            request_id=client_id,
             parameters=decode_parameters(request.get("parameters")),
             output_names=output_names,
             trace=self.trace,
         )
         return infer_request, total
 
-    def _encode(self, response: InferenceResponse, client_id: str) -> tuple[dict[str, Any], int]:
+    def _encode(self, response: InferenceResponse) -> tuple[dict[str, Any], int]:
         tensors, size = [], 0
         for name, array in response.outputs.items():
             tensors.append(encode_tensor(name, array))
             size += array.nbytes
-        # The id the client sent, as Triton answers it (empty when it sent none).
-        encoded: dict[str, Any] = {"id": client_id, "model": self.schema.name, "tensors": tensors}
+        encoded: dict[str, Any] = {"id": response.request_id, "model": self.schema.name, "tensors": tensors}
         if response.parameters:
             encoded["parameters"] = encode_parameters(response.parameters)
         return encoded, size
@@ -227,8 +229,9 @@ class ModelHandler:
 
 
 def _context_id(context: Any) -> str:
-    """The id Dynamo's frontend gave the request (its logs and spans carry it); empty without a context."""
+    """The id Dynamo's frontend gave the request (its logs and spans carry it); Triton's "<id_unknown>" without
+    a context."""
     try:
-        return str(context.id()) if context is not None else ""
+        return str(context.id()) if context is not None else "<id_unknown>"
     except AttributeError:
-        return ""
+        return "<id_unknown>"
