@@ -88,7 +88,9 @@ _ERROR_RETURNING: dict[str, tuple] = {
     "ServerModelConfig": (_P, c_char_p, c_int64, c_uint32, _PP),
     "ServerModelIndex": (_P, c_uint32, _PP),
     "ServerLoadModel": (_P, c_char_p),
+    "ServerLoadModelWithParameters": (_P, c_char_p, _PP, c_uint64),
     "ServerUnloadModel": (_P, c_char_p),
+    "ServerUnloadModelAndDependents": (_P, c_char_p),
     "ServerMetrics": (_P, _PP),
     "InferenceRequestDelete": (_P,),
     "InferenceRequestSetFlags": (_P, c_uint32),
@@ -130,6 +132,9 @@ _OTHER: dict[str, tuple] = {
     "ErrorCode": (c_int, (_P,)),
     "ErrorCodeString": (c_char_p, (_P,)),
     "ErrorMessage": (c_char_p, (_P,)),
+    "ParameterNew": (c_void_p, (c_char_p, c_int, c_void_p)),
+    "ParameterBytesNew": (c_void_p, (c_char_p, c_void_p, c_uint64)),
+    "ParameterDelete": (None, (_P,)),
 }
 
 

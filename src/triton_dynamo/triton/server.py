@@ -17,7 +17,7 @@ import threading
 import time
 import weakref
 from collections.abc import Mapping, Sequence
-from ctypes import byref, c_bool, c_void_p
+from ctypes import byref, c_bool, c_char_p, c_void_p
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -316,19 +316,49 @@ class Server:
         """A handle on model ``name`` (its latest version with -1); it need not be loaded yet."""
         return Model(self, name, version)
 
-    def load(self, name: str) -> Model:
-        """Load (or reload) a model; explicit model control mode only. Blocks while it loads."""
-        self._api.check(self._api.ServerLoadModel(self.handle, name.encode()))
+    def load(self, name: str, *, config: str | None = None, files: Mapping[str, bytes] | None = None) -> Model:
+        """Load (or reload) a model; explicit model control mode only. Blocks while it loads.
+
+        ``config`` replaces the model's ``config.pbtxt`` (JSON of ``inference.ModelConfig``, as Triton's
+        RepositoryModelLoad takes it); ``files`` maps ``"file:<version>/<name>"`` to a file's content, which then
+        stands in for the model's folder (Triton requires ``config`` with it).
+
+        Example:
+            >>> server.load("identity", config='{"max_batch_size": 0}')  # doctest: +SKIP
+            Model('identity', version=-1)
+        """
+        api = self._api
+        if config is None and not files:
+            api.check(api.ServerLoadModel(self.handle, name.encode()))
+            return Model(self, name)
+        parameters = []
+        try:
+            if config is not None:
+                parameters.append(api.ParameterNew(b"config", C.PARAMETER_STRING, c_char_p(config.encode())))
+            for key, content in (files or {}).items():
+                parameters.append(api.ParameterBytesNew(key.encode(), content, len(content)))
+            if not all(parameters):
+                raise TritonError(f"cannot build the load parameters of model {name!r}", code=TritonError.INTERNAL)
+            array = (c_void_p * len(parameters))(*parameters)
+            api.check(api.ServerLoadModelWithParameters(self.handle, name.encode(), array, len(parameters)))
+        finally:
+            for parameter in parameters:
+                if parameter:
+                    api.ParameterDelete(parameter)
         return Model(self, name)
 
-    def unload(self, name: str, *, wait_until_unloaded: bool = True, timeout_s: float = 60.0) -> None:
-        """Unload a model; requests in flight finish first. Explicit model control mode only.
+    def unload(
+        self, name: str, *, wait_until_unloaded: bool = True, timeout_s: float = 60.0, unload_dependents: bool = False
+    ) -> None:
+        """Unload a model (with ``unload_dependents``, also the models of an ensemble it belongs to); requests in
+        flight finish first. Explicit model control mode only.
 
         Blocks: call it off the event loop (``asyncio.to_thread``). Triton holds a model until its requests are
         deleted, which the binding does on the event loop that ran them; waiting on that loop's own thread can then
         never see the model unloaded.
         """
-        self._api.check(self._api.ServerUnloadModel(self.handle, name.encode()))
+        unload = self._api.ServerUnloadModelAndDependents if unload_dependents else self._api.ServerUnloadModel
+        self._api.check(unload(self.handle, name.encode()))
         deadline = time.monotonic() + timeout_s
         while wait_until_unloaded and any(
             e["name"] == name and e.get("state") in ("READY", "UNLOADING") for e in self.model_index()
