@@ -101,6 +101,41 @@ def ready(name: str, version: str = "1") -> dict:
         ),
         # a model in the repository that no worker loaded: Triton lists it with its name alone
         ({"a": [{"name": "x"}], "b": [{"name": "x"}]}, [{"name": "x"}]),
+        # unloaded on one worker, never loaded on the other (it restarted after the unload): unloaded, as one Triton
+        (
+            {"a": [{"name": "m"}], "b": [{"name": "m", "version": "1", "state": "UNAVAILABLE", "reason": "unloaded"}]},
+            [{"name": "m", "version": "1", "state": "UNAVAILABLE", "reason": "unloaded"}],
+        ),
+        # ready on one worker, never loaded on the other
+        (
+            {"a": [{"name": "m"}], "b": [ready("m")]},
+            [
+                {
+                    "name": "m",
+                    "version": "1",
+                    "state": "READY",
+                    "reason": "READY on 1 of 2 workers; worker a: not loaded",
+                }
+            ],
+        ),
+        # two versions, each ready on one worker
+        (
+            {"a": [ready("m", "1")], "b": [ready("m", "2")]},
+            [
+                {
+                    "name": "m",
+                    "version": "1",
+                    "state": "READY",
+                    "reason": "READY on 1 of 2 workers; worker b: absent (not in its index)",
+                },
+                {
+                    "name": "m",
+                    "version": "2",
+                    "state": "READY",
+                    "reason": "READY on 1 of 2 workers; worker a: absent (not in its index)",
+                },
+            ],
+        ),
     ],
 )
 def test_repository_index_of_the_fleet(per_worker: dict, expected: list) -> None:

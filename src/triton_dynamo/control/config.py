@@ -47,18 +47,27 @@ class ControlConfig:
         env="TRITON_DYNAMO_CONTROL_WORKER_TIMEOUT_S",
         help="how long a worker may take to answer one control request before it is left out of the answer",
     )
+    load_timeout_s: float = setting(
+        120.0,
+        flag="--load-timeout-s",
+        env="TRITON_DYNAMO_CONTROL_LOAD_TIMEOUT_S",
+        help="how long a worker may take to load or unload a model before the answer names it as failed",
+    )
     inference_url: str = setting(
         "",
         flag="--inference-url",
         env="TRITON_DYNAMO_INFERENCE_URL",
-        help="the frontend's KServe address, named in the answer to an inference RPC sent here",
+        help="the frontend's KServe address: named in the answer to an inference RPC sent here, and asked after a "
+        "load or unload until it routes the model (or no longer does)",
     )
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
             raise ConfigurationError(f"control port {self.port} is not a port number")
-        if self.worker_timeout_s <= 0:
-            raise ConfigurationError(f"worker timeout {self.worker_timeout_s} s must be positive")
+        if self.worker_timeout_s <= 0 or self.load_timeout_s <= 0:
+            raise ConfigurationError(
+                f"worker timeouts must be positive (got {self.worker_timeout_s} s and {self.load_timeout_s} s)"
+            )
 
     @property
     def address(self) -> str:

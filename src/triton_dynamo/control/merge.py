@@ -83,7 +83,10 @@ def _sort_key(value: Any) -> tuple[int, Any]:
 def merge_index(per_worker: Mapping[str, list[Mapping[str, Any]]]) -> list[dict[str, Any]]:
     """One repository index for the fleet: a model (and version) each worker reports the same way keeps Triton's
     state and reason; one whose state differs between workers is READY when any worker serves it, and its reason
-    says which workers do not and why.
+    says which workers do not and why. A worker that lists a model by its name alone has never loaded it (Triton's
+    way); once another worker reports a version, that worker counts as "not loaded" for it, and when no worker serves
+    the version the state the others report stands alone (a model unloaded while one worker restarted is simply
+    UNAVAILABLE, unloaded).
 
     Example:
         >>> merged = merge_index({"a": [{"name": "m", "version": "1", "state": "READY", "reason": ""}],
@@ -92,36 +95,50 @@ def merge_index(per_worker: Mapping[str, list[Mapping[str, Any]]]) -> list[dict[
         ('READY', 'READY on 1 of 2 workers; worker b: UNAVAILABLE (unloaded)')
     """
     workers = list(per_worker)
-    seen: dict[tuple[str, str], dict[str, Mapping[str, Any]]] = {}
+    seen: dict[str, dict[str, dict[str, Mapping[str, Any]]]] = {}  # name -> version -> worker -> entry
+    bare: dict[str, set[str]] = {}  # name -> the workers listing it by name alone
     for worker, entries in per_worker.items():
         for entry in entries:
-            seen.setdefault((entry["name"], str(entry.get("version", ""))), {})[worker] = entry
-    merged = []
-    for (name, version), by_worker in sorted(seen.items(), key=lambda kv: (kv[0][0], _sort_key(kv[0][1]))):
-        states = {w: (e.get("state", ""), e.get("reason", "")) for w, e in by_worker.items()}
-        entry: dict[str, Any] = {"name": name}
-        if version:
-            entry["version"] = version
-        if len(by_worker) == len(workers) and len(set(states.values())) == 1:
-            state, reason = next(iter(states.values()))
-        else:
-            ready = [w for w in workers if states.get(w, ("", ""))[0] == "READY"]
-            state = "READY" if ready else next((s for s, _ in states.values() if s), "")
-            others = []
-            for worker in workers:
-                if worker in ready:
-                    continue
-                found_state, found_reason = states.get(worker, ("absent", "not in its index"))
-                others.append(
-                    f"worker {worker}: {found_state or 'not loaded'}" + (f" ({found_reason})" if found_reason else "")
-                )
-            reason = "; ".join([f"READY on {len(ready)} of {len(workers)} workers", *others])
-        if state:
-            entry["state"] = state
-        if reason:
-            entry["reason"] = reason
-        merged.append(entry)
+            version = str(entry.get("version") or "")
+            if version:
+                seen.setdefault(entry["name"], {}).setdefault(version, {})[worker] = entry
+            else:
+                bare.setdefault(entry["name"], set()).add(worker)
+    merged = [{"name": name} for name in bare if name not in seen]
+    for name, versions in seen.items():
+        for version, by_worker in versions.items():
+            merged.append(_merge_version(name, version, by_worker, workers, bare.get(name, set())))
+    merged.sort(key=lambda e: (e["name"], _sort_key(e.get("version", ""))))
     return merged
+
+
+def _merge_version(
+    name: str, version: str, by_worker: Mapping[str, Mapping[str, Any]], workers: list[str], never: set[str]
+) -> dict[str, Any]:
+    states = {w: (e.get("state", ""), e.get("reason", "")) for w, e in by_worker.items()}
+    ready = [w for w in workers if states.get(w, ("", ""))[0] == "READY"]
+    if len(set(states.values())) == 1 and (not ready or len(ready) == len(workers)):
+        state, reason = next(iter(states.values()))
+    else:
+        state = "READY" if ready else next((s for s, _ in states.values() if s), "")
+        others = []
+        for worker in workers:
+            if worker in ready:
+                continue
+            if worker in never:
+                found_state, found_reason = "not loaded", ""
+            else:
+                found_state, found_reason = states.get(worker, ("absent", "not in its index"))
+            others.append(
+                f"worker {worker}: {found_state or 'not loaded'}" + (f" ({found_reason})" if found_reason else "")
+            )
+        reason = "; ".join([f"READY on {len(ready)} of {len(workers)} workers", *others])
+    entry: dict[str, Any] = {"name": name, "version": version}
+    if state:
+        entry["state"] = state
+    if reason:
+        entry["reason"] = reason
+    return entry
 
 
 # The KServe/Triton protocol extensions this stack really supports through one endpoint; reported only where every

@@ -18,9 +18,11 @@ from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc import service_pb2_grpc
 
 from ..errors import STATUS_TABLE, TritonDynamoError
+from ..worker.model_set import model_set_store
 from .config import ControlConfig
 from .fleet import Fleet
 from .merge import merge_index, merge_statistics, server_metadata
+from .repository import RepositoryControl, load_arguments
 
 logger = logging.getLogger(__name__)
 
@@ -50,9 +52,10 @@ def _refuse(message: str) -> Callable[..., Awaitable[NoReturn]]:
 class ControlServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
     """What a Triton client sees of the fleet outside inference."""
 
-    def __init__(self, fleet: Fleet, config: ControlConfig) -> None:
+    def __init__(self, fleet: Fleet, config: ControlConfig, repository: RepositoryControl | None = None) -> None:
         self.fleet = fleet
         self.config = config
+        self.repository = repository
         self.version = our_version()
 
     async def ServerLive(self, request: Any, context: Any) -> pb.ServerLiveResponse:
@@ -75,6 +78,26 @@ class ControlServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
         models = [pb.RepositoryIndexResponse.ModelIndex(**entry) for entry in merge_index(results)]
         return pb.RepositoryIndexResponse(models=models)
 
+    async def RepositoryModelLoad(self, request: Any, context: Any) -> pb.RepositoryModelLoadResponse:
+        await self._change(context, "load", request)
+        return pb.RepositoryModelLoadResponse()
+
+    async def RepositoryModelUnload(self, request: Any, context: Any) -> pb.RepositoryModelUnloadResponse:
+        await self._change(context, "unload", request)
+        return pb.RepositoryModelUnloadResponse()
+
+    async def _change(self, context: Any, op: str, request: Any) -> None:
+        if self.repository is None:
+            await _abort(context, "UNIMPLEMENTED", "this control service was started without model control")
+        try:
+            config, dependents = load_arguments(request.parameters)
+            if op == "load":
+                await self.repository.load(request.model_name, config)
+            else:
+                await self.repository.unload(request.model_name, dependents)
+        except TritonDynamoError as exc:
+            await _abort(context, STATUS_TABLE[exc.status][0], exc.message)
+
     async def _ask(self, context: Any, op: str, **arguments: Any) -> dict[str, Any]:
         try:
             results, errors = await self.fleet.ask(op, **arguments)
@@ -93,8 +116,6 @@ class ControlServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
     CudaSharedMemoryStatus = _refuse(SHARED_MEMORY_MESSAGE)
     CudaSharedMemoryRegister = _refuse(SHARED_MEMORY_MESSAGE)
     CudaSharedMemoryUnregister = _refuse(SHARED_MEMORY_MESSAGE)
-    RepositoryModelLoad = _refuse("RepositoryModelLoad is not supported by triton-dynamo yet")
-    RepositoryModelUnload = _refuse("RepositoryModelUnload is not supported by triton-dynamo yet")
     TraceSetting = _refuse("TraceSetting is not supported by triton-dynamo yet")
     LogSettings = _refuse("LogSettings is not supported by triton-dynamo yet")
 
@@ -122,8 +143,10 @@ async def serve(config: ControlConfig) -> None:
     runtime, _ = create_runtime(discovery_backend=config.discovery_backend, request_plane=config.request_plane)
     fleet = Fleet(runtime, config.namespace, config.component, timeout_s=config.worker_timeout_s)
     await fleet.start()
+    store = model_set_store(config.discovery_backend, config.namespace, config.component)
+    repository = RepositoryControl(fleet, store, frontend_url=config.inference_url, timeout_s=config.load_timeout_s)
     server = grpc.aio.server()
-    service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(ControlServicer(fleet, config), server)
+    service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(ControlServicer(fleet, config, repository), server)
     if server.add_insecure_port(config.address) == 0:
         raise TritonDynamoError(f"cannot listen on {config.address}")
     await server.start()

@@ -10,9 +10,10 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from ..errors import STATUS_TABLE, InvalidInput, TritonDynamoError
 from ..triton import Server
@@ -28,31 +29,59 @@ def control_endpoint_path(namespace: str, component: str) -> str:
     return f"{namespace}.{component}.{CONTROL_ENDPOINT}"
 
 
-class ControlHandler:
-    """Answers control requests from one worker's Triton."""
+class ModelControl(Protocol):
+    """What loads and unloads models in a worker: Triton, then Dynamo's registration (the worker)."""
 
-    def __init__(self, server: Server) -> None:
+    async def load_model(self, name: str, config: str | None = None) -> dict[str, Any]: ...
+
+    async def unload_model(self, name: str, unload_dependents: bool = False) -> dict[str, Any]: ...
+
+
+class ControlHandler:
+    """Answers control requests from one worker's Triton; loads and unloads through ``models`` when given."""
+
+    def __init__(self, server: Server, models: ModelControl | None = None) -> None:
         self.server = server
         self._ops: dict[str, Callable[[Mapping[str, Any]], Any]] = {
             "server_metadata": lambda _: server.metadata(),
             "statistics": lambda r: server.statistics(str(r.get("name") or ""), _version(r.get("version"))),
             "repository_index": lambda r: server.model_index(ready_only=bool(r.get("ready"))),
         }
+        if models is not None:
+            self._ops["load"] = lambda r: models.load_model(_name(r), _config(r))
+            self._ops["unload"] = lambda r: models.unload_model(_name(r), bool(r.get("unload_dependents")))
 
     async def generate(self, request: Mapping[str, Any], context: Any = None) -> AsyncIterator[dict[str, Any]]:
         """Dynamo's handler: one control request in, its one answer out."""
-        yield self.answer(request)
+        yield await self.answer(request)
 
-    def answer(self, request: Mapping[str, Any]) -> dict[str, Any]:
+    async def answer(self, request: Mapping[str, Any]) -> dict[str, Any]:
         op = request.get("op")
         try:
             method = self._ops.get(op)
             if method is None:
                 raise InvalidInput(f"unknown control operation {op!r}; known: {', '.join(sorted(self._ops))}")
-            return {"result": method(request)}
+            result = method(request)
+            if inspect.isawaitable(result):
+                result = await result
+            return {"result": result}
         except TritonDynamoError as exc:
             logger.info("control %r refused: %s", op, exc)
             return {"error": {"status": STATUS_TABLE[exc.status][0], "message": exc.message}}
+
+
+def _name(request: Mapping[str, Any]) -> str:
+    name = request.get("name")
+    if not isinstance(name, str) or not name:
+        raise InvalidInput("a model name is required")
+    return name
+
+
+def _config(request: Mapping[str, Any]) -> str | None:
+    config = request.get("config")
+    if config is not None and not isinstance(config, str):
+        raise InvalidInput("a config override must be the model configuration's JSON text")
+    return config
 
 
 def _version(value: Any) -> int:

@@ -4,8 +4,14 @@ Lifecycle, in one place:
 1. start Triton on the repository (models that fail to load are reported with Triton's reason; the others serve);
 2. for each model: a Dynamo endpoint ``namespace.component.<model slug>``, the model registered as a tensor model
    carrying its Triton config (so KServe ModelMetadata and ModelConfig describe the real model), and its handler;
-3. on SIGTERM or SIGINT: unregister every endpoint from discovery, wait until requests in flight have finished (at
+3. a control endpoint for the control service, through which models are also loaded and unloaded while serving
+   (registered with Dynamo, or withdrawn, as Triton loads or unloads them);
+4. on SIGTERM or SIGINT: unregister every endpoint from discovery, wait until requests in flight have finished (at
    most the grace period), stop Triton, shut the runtime down.
+
+Triton runs in explicit model control mode. Which models start is the worker's own list (``--model-name``, or the
+whole repository) with the fleet's loads and unloads applied on top (:mod:`.model_set`), so a worker that starts after
+a RepositoryModelLoad serves what the others serve.
 """
 
 from __future__ import annotations
@@ -19,8 +25,10 @@ import os
 import re
 import signal
 import time
+from pathlib import Path
+from typing import Any
 
-from ..errors import ConfigurationError, TritonDynamoError
+from ..errors import ConfigurationError, Status, TritonDynamoError
 from ..telemetry.metrics import WorkerMetrics, fetch_url, scrape_registry, serve_metrics
 from ..telemetry.observer import RequestTelemetry
 from ..telemetry.tracing import dynamo_exports_traces, make_tracer
@@ -28,6 +36,7 @@ from ..triton import Options, Server
 from .config import WorkerConfig
 from .control import ControlHandler, control_endpoint_path
 from .handler import Admission, ModelHandler, RequestObserver
+from .model_set import Change, ModelSet, model_set_store
 from .schema import ModelSchema, queue_policy_limits
 
 logger = logging.getLogger(__name__)
@@ -60,8 +69,14 @@ class Worker:
         self.admission = Admission(limit=config.max_inflight)
         self.server: Server | None = None
         self.runtime = None
-        self.endpoints: list = []
+        self.endpoints: dict[str, Any] = {}  # model name -> its Dynamo endpoint, served until the runtime stops
+        self.registered: set[str] = set()  # the models the frontend routes here
         self.handlers: dict[str, ModelHandler] = {}
+        self.model_set = model_set_store(config.discovery_backend, config.namespace, config.component)
+        self._applied = ModelSet()  # the fleet's changes this worker has applied
+        self._serving: list[asyncio.Future] = []
+        self._failure: BaseException | None = None
+        self._model_lock = asyncio.Lock()  # one load or unload at a time
         self._stopping = asyncio.Event()
 
     async def run(self) -> None:
@@ -89,38 +104,53 @@ class Worker:
             self._export_metrics(models)
             # One model at a time: each step waits on discovery, and Dynamo's runtime (2 threads on 2 cores) stopped
             # making progress when seven of those waits ran at once.
-            serving = [await self._publish(name) for name in models]
-            serving.append(await self._serve_control())
-            logger.info("all %d model(s) registered", len(models))
-            self._write_ready_file(models)
+            for name in models:
+                await self._publish(name)
+            await self._serve_control()
+            await self._catch_up()
+            logger.info("all %d model(s) registered", len(self.registered))
+            self._write_ready_file(sorted(self.registered))
             # What starting built (Dynamo, Triton's binding, the schemas: ~74 000 objects) lives as long as the
             # process: out of the collector's sight, a full collection no longer stalls the event loop for 25-44 ms
             # about every 15 s under load (measured at 16 elements, 2100-3000 req/s).
             gc.collect()
             gc.freeze()
-            stop = asyncio.create_task(self._stopping.wait())
-            done, _ = await asyncio.wait([stop, *serving], return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                if task is not stop and task.exception() is not None:
-                    raise task.exception()
+            await self._stopping.wait()
+            if self._failure is not None:
+                raise self._failure
             await self._drain()
             self.runtime.shutdown()
-            await asyncio.wait(serving, timeout=10)
+            await asyncio.wait(self._serving, timeout=10)
         finally:
             await self._stop_triton()
             await self._stop_tracing()
 
     async def _start_triton(self) -> None:
         c = self.config
+        self._applied = await asyncio.to_thread(self.model_set.read)
+        startup = list(c.model_names)
+        if self._applied.changes and not startup:
+            startup = repository_models(c.model_repository)
+        plain, overrides = self._applied.apply(startup)
+        if self._applied.changes:
+            logger.info(
+                "the fleet's model set changes this worker's startup models: %s",
+                ", ".join(f"{n} {ch.state}" for n, ch in sorted(self._applied.changes.items())),
+            )
         options = Options(
             model_repository=c.model_repository,
             library=c.triton_library,
             backend_directory=c.backend_directory,
-            startup_models=c.model_names or ("*",),
+            startup_models=plain or (() if self._applied.changes else ("*",)),
             log_verbose=c.log_verbose,
         )
         self.server = Server(options)
         await asyncio.to_thread(self.server.start)
+        for name, config in overrides.items():
+            try:
+                await asyncio.to_thread(self.server.load, name, config=config)
+            except TritonDynamoError as exc:
+                logger.error("model %r (loaded with a config override by the fleet) did not load: %s", name, exc)
 
     def _servable_models(self) -> list[str]:
         index = self.server.model_index()
@@ -129,18 +159,23 @@ class Worker:
         failed = {e["name"]: e["reason"] for e in index if e.get("state") != "READY" and e.get("reason")}
         for name, reason in sorted(failed.items()):
             logger.error("model %r is not served: %s", name, reason)
-        wanted = list(self.config.model_names) or ready
+        plain, overrides = self._applied.apply(list(self.config.model_names))
+        if not self.config.model_names:
+            wanted = ready
+        else:
+            # Models of the fleet's set that fail here are logged above; only this worker's own list is required.
+            wanted = [n for n in plain + list(overrides) if n in ready or n in self.config.model_names]
         missing = [n for n in wanted if n not in ready]
         if missing:
             known = ", ".join(e["name"] for e in index) or "none"
             details = "; ".join(f"{n}: {failed.get(n, 'not in the repository')}" for n in missing)
             raise ConfigurationError(f"requested models are not ready ({details}); the repository has: {known}")
-        if not wanted:
+        if not wanted and not self._applied.changes:
             raise ConfigurationError(
                 f"no model of {str(self.config.model_repository)!r} loaded; see the errors "
                 "above for each model's reason"
             )
-        logger.info("serving %d model(s): %s", len(wanted), ", ".join(wanted))
+        logger.info("serving %d model(s): %s", len(wanted), ", ".join(wanted) or "none")
         return wanted
 
     @property
@@ -183,10 +218,8 @@ class Worker:
                 host=os.environ.get("DYN_SYSTEM_HOST", "0.0.0.0"),
             )
 
-    async def _publish(self, model_name: str) -> asyncio.Future:
-        """Serve the model's endpoint and register the model with Dynamo; returns the endpoint's serving future."""
-        from dynamo.llm import ModelInput, ModelType, WorkerType, register_model
-
+    async def _publish(self, model_name: str) -> None:
+        """Serve the model's endpoint (once per process) and register the model with Dynamo."""
         model = self.server.model(model_name)
         config = model.config()
         schema = ModelSchema.from_config(config)
@@ -197,34 +230,25 @@ class Worker:
                 model_name,
                 ", ".join(limits),
             )
-        handler = ModelHandler(
-            model,
-            schema,
-            admission=self.admission,
-            max_request_bytes=self.config.max_request_bytes,
-            trace=self.config.trace_requests and self.observer is not None,
-            observer=self.observer,
-        )
-        self.handlers[model_name] = handler
-        # A component of its own per worker process: each worker is then a worker set of its own for the frontend,
-        # which lets a draining worker withdraw its models while staying reachable (see _drain).
-        path = f"{self.config.namespace}.{self.config.component}-{self.instance_id:x}.{endpoint_slug(model_name)}"
-        endpoint = self.runtime.endpoint(path)
-        self.endpoints.append(endpoint)
+        handler = self.handlers.get(model_name)
+        if handler is not None:
+            if handler.schema.decoupled != schema.decoupled:
+                # The endpoint serves one way (push, or pull for decoupled models) from its first load on.
+                raise TritonDynamoError(
+                    f"model {model_name!r} was reloaded as {'' if schema.decoupled else 'not '}decoupled; this "
+                    "worker serves it as it first loaded until it restarts",
+                    status=Status.FAILED_PRECONDITION,
+                )
+            handler.schema = schema
+        else:
+            handler = await self._serve_model(model, schema)
+        self.metrics.declare(model_name)
+        endpoint = self.endpoints[model_name]
+        if model_name in self.registered:
+            await self._withdraw(model_name, settle=False)
         tensor_config = {"name": "", "inputs": [], "outputs": [], "triton_model_config": model.config_protobuf()}
-        serving = asyncio.ensure_future(  # serve_endpoint returns a future, not a coroutine
-            endpoint.serve_endpoint(
-                handler.endpoint_handler,
-                graceful_shutdown=True,
-                metrics_labels=[("model", model_name)],
-                health_check_payload=handler.health_check_payload(),
-            )
-        )
-        # Publish the model only once this instance is discoverable. The other order (Dynamo's own) makes the
-        # frontend wait for instances when it sees the model; in etcd + NATS mode with several workers starting at
-        # once, those waits took every thread of its runtime and it stopped answering for good.
-        client = await endpoint.client()
-        await asyncio.wait_for(client.wait_for_instances(), timeout=60)
+        from dynamo.llm import ModelInput, ModelType, WorkerType, register_model
+
         await register_model(
             ModelInput.Tensor,
             ModelType.TensorBased,
@@ -233,22 +257,132 @@ class Worker:
             worker_type=WorkerType.Aggregated,
             tensor_model_config=tensor_config,
         )
-        logger.info("model %r registered at %s", model_name, path)
-        return serving
+        self.registered.add(model_name)
+        logger.info("model %r registered", model_name)
 
-    async def _serve_control(self) -> asyncio.Future:
-        """Serve this worker's instance of the control endpoint (statistics, repository index, server metadata for
-        the control service); it stays in discovery until the runtime shuts down, past the drain."""
-        path = control_endpoint_path(self.config.namespace, self.config.component)
+    async def _serve_model(self, model, schema: ModelSchema) -> ModelHandler:
+        handler = ModelHandler(
+            model,
+            schema,
+            admission=self.admission,
+            max_request_bytes=self.config.max_request_bytes,
+            trace=self.config.trace_requests and self.observer is not None,
+            observer=self.observer,
+        )
+        self.handlers[model.name] = handler
+        # A component of its own per worker process: each worker is then a worker set of its own for the frontend,
+        # which lets a draining worker withdraw its models while staying reachable (see _drain).
+        path = f"{self.config.namespace}.{self.config.component}-{self.instance_id:x}.{endpoint_slug(model.name)}"
         endpoint = self.runtime.endpoint(path)
-        handler = ControlHandler(self.server)
-        serving = asyncio.ensure_future(endpoint.serve_endpoint(handler.generate, graceful_shutdown=True))
+        self.endpoints[model.name] = endpoint
+        self._watch(
+            endpoint.serve_endpoint(  # a future, not a coroutine
+                handler.endpoint_handler,
+                graceful_shutdown=True,
+                metrics_labels=[("model", model.name)],
+                health_check_payload=handler.health_check_payload(),
+            )
+        )
+        # Publish the model only once this instance is discoverable. The other order (Dynamo's own) makes the
+        # frontend wait for instances when it sees the model; in etcd + NATS mode with several workers starting at
+        # once, those waits took every thread of its runtime and it stopped answering for good.
         client = await endpoint.client()
         await asyncio.wait_for(client.wait_for_instances(), timeout=60)
-        logger.info(
-            "control endpoint served at %s", control_endpoint_path(self.config.namespace, self.config.component)
-        )
-        return serving
+        logger.info("model %r served at %s", model.name, path)
+        return handler
+
+    async def _withdraw(self, model_name: str, *, settle: bool = True) -> None:
+        """Stop the frontend routing the model here; requests it picked just before still arrive and are served."""
+        from dynamo.llm import unregister_model
+
+        self.registered.discard(model_name)
+        await unregister_model(self.endpoints[model_name])
+        if settle:
+            await asyncio.sleep(_SETTLE_S)
+        logger.info("model %r withdrawn", model_name)
+
+    def _watch(self, serving) -> None:
+        """Keep a serving future; one that fails stops the worker with its error."""
+        future = asyncio.ensure_future(serving)
+        self._serving.append(future)
+
+        def done(f: asyncio.Future) -> None:
+            if not f.cancelled() and f.exception() is not None and self._failure is None:
+                self._failure = f.exception()
+                self._stopping.set()
+
+        future.add_done_callback(done)
+
+    # the fleet's model control (through the control endpoint) ---------------------------------------------------------
+
+    async def load_model(self, name: str, config: str | None = None) -> dict[str, Any]:
+        """Triton's RepositoryModelLoad on this worker: (re)load, then serve and register the model; its index entry
+        is the answer. Triton's refusal raises with Triton's status and message."""
+        async with self._model_lock:
+            self._refuse_when_stopping()
+            await asyncio.to_thread(self.server.load, name, config=config)
+            await self._publish(name)
+            self._applied = self._applied.with_change(name, Change("loaded", config))
+            await self._withdraw_unready()
+            self._write_ready_file(sorted(self.registered))
+            return self._index_entry(name)
+
+    async def unload_model(self, name: str, unload_dependents: bool = False) -> dict[str, Any]:
+        """Triton's RepositoryModelUnload on this worker: withdraw the model, let requests in flight finish, unload."""
+        async with self._model_lock:
+            self._refuse_when_stopping()
+            if name in self.registered:
+                await self._withdraw(name)
+            await asyncio.to_thread(
+                self.server.unload,
+                name,
+                unload_dependents=unload_dependents,
+                timeout_s=max(self.config.grace_period_s, 1.0),
+            )
+            self._applied = self._applied.with_change(name, Change("unloaded"))
+            await self._withdraw_unready()
+            self._write_ready_file(sorted(self.registered))
+            return self._index_entry(name)
+
+    def _refuse_when_stopping(self) -> None:
+        if self._stopping.is_set():
+            raise TritonDynamoError("this worker is stopping", status=Status.UNAVAILABLE)
+
+    async def _withdraw_unready(self) -> None:
+        """Withdraw what Triton no longer serves (the models of an ensemble unloaded with it, or a failed reload)."""
+        ready = {e["name"] for e in self.server.model_index(ready_only=True)}
+        for name in sorted(self.registered - ready):
+            await self._withdraw(name, settle=False)
+
+    def _index_entry(self, name: str) -> dict[str, Any]:
+        entries = [e for e in self.server.model_index() if e["name"] == name]
+        return entries[0] if entries else {"name": name, "state": "UNAVAILABLE", "reason": "unloaded"}
+
+    async def _catch_up(self) -> None:
+        """Apply what the fleet changed while this worker started, before the control service could reach it."""
+        latest = await asyncio.to_thread(self.model_set.read)
+        for name, change in sorted(latest.changes.items()):
+            if self._applied.changes.get(name) == change:
+                continue
+            logger.info("applying the fleet's change of model %r made while starting: %s", name, change.state)
+            try:
+                if change.state == "loaded":
+                    await self.load_model(name, change.config)
+                else:
+                    await self.unload_model(name)
+            except TritonDynamoError as exc:
+                logger.error("model %r: %s", name, exc)
+
+    async def _serve_control(self) -> None:
+        """Serve this worker's instance of the control endpoint (statistics, repository index, server metadata, loads
+        and unloads for the control service); it stays in discovery until the runtime shuts down, past the drain."""
+        path = control_endpoint_path(self.config.namespace, self.config.component)
+        endpoint = self.runtime.endpoint(path)
+        handler = ControlHandler(self.server, models=self)
+        self._watch(endpoint.serve_endpoint(handler.generate, graceful_shutdown=True))
+        client = await endpoint.client()
+        await asyncio.wait_for(client.wait_for_instances(), timeout=60)
+        logger.info("control endpoint served at %s", path)
 
     async def _drain(self) -> None:
         """Stop taking requests without losing one: withdraw this worker's models (the frontend stops routing here
@@ -260,8 +394,10 @@ class Worker:
         """
         from dynamo.llm import unregister_model
 
-        logger.info("stopping: withdrawing %d model(s) from discovery", len(self.endpoints))
-        await self._each_endpoint(unregister_model, "withdrawing a model")
+        withdrawing = [self.endpoints[name] for name in sorted(self.registered)]
+        self.registered.clear()
+        logger.info("stopping: withdrawing %d model(s) from discovery", len(withdrawing))
+        await self._each(withdrawing, unregister_model, "withdrawing a model")
         deadline = time.monotonic() + self.config.grace_period_s
         await asyncio.sleep(min(_SETTLE_S, self.config.grace_period_s))
         while self.admission.inflight and time.monotonic() < deadline:
@@ -274,10 +410,11 @@ class Worker:
             )
         else:
             logger.info("all requests in flight finished")
-        await self._each_endpoint(lambda e: e.unregister_endpoint_instance(), "leaving discovery")
+        await self._each(list(self.endpoints.values()), lambda e: e.unregister_endpoint_instance(), "leaving discovery")
 
-    async def _each_endpoint(self, action, what: str) -> None:
-        results = await asyncio.gather(*(action(e) for e in self.endpoints), return_exceptions=True)
+    @staticmethod
+    async def _each(endpoints: list, action, what: str) -> None:
+        results = await asyncio.gather(*(action(e) for e in endpoints), return_exceptions=True)
         for result in results:
             if isinstance(result, Exception):
                 logger.warning("%s failed: %s", what, result)
@@ -290,6 +427,11 @@ class Worker:
         tracer = self.observer.tracer if isinstance(self.observer, RequestTelemetry) else None
         if tracer is not None:  # the spans of the last requests, queued for the next batch
             await asyncio.to_thread(tracer.shutdown)
+
+
+def repository_models(repository: Path) -> list[str]:
+    """Every model folder of a repository, as Triton's ``*`` would load them."""
+    return sorted(p.name for p in Path(repository).iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
 async def serve(config: WorkerConfig, observer: RequestObserver | None = None) -> None:
