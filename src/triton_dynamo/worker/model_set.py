@@ -185,7 +185,7 @@ def model_set_store(
         endpoints = env.get("ETCD_ENDPOINTS") or "http://localhost:2379"
         return EtcdStore(endpoints, f"triton-dynamo/models/{namespace}/{component}")
     if discovery_backend == "file":
-        # Dynamo's own default folder when DYN_FILE_KV is unset.
+        # Without DYN_FILE_KV, one fixed folder on which the workers and the control service of this host agree.
         root = Path(env.get("DYN_FILE_KV") or Path(tempfile.gettempdir()) / "dynamo_store_kv")
         return FileStore(root.with_name(root.name + ".triton-dynamo") / f"{namespace}.{component}.models.json")
     return MemoryStore()
