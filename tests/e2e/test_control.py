@@ -57,7 +57,16 @@ def test_server_metadata_names_the_stack_and_triton(control: grpcclient.Inferenc
     metadata = control.get_server_metadata(as_json=True)
     assert re.fullmatch(r"triton-dynamo/\d+\.\d+\.\d+.*", metadata["name"])
     assert metadata["version"] == "2.51.0"  # the wheel's Triton, as every worker reports it
-    assert metadata["extensions"] == ["model_configuration", "parameters", "schedule_policy", "statistics"]
+    assert metadata["extensions"] == [
+        "model_repository",
+        "model_repository(unload_dependents)",
+        "schedule_policy",
+        "model_configuration",
+        "parameters",
+        "statistics",
+        "trace",
+        "logging",
+    ]
 
 
 def triton_successes(url: str, model: str) -> int:
@@ -128,3 +137,66 @@ def test_inference_sent_to_the_control_port_names_the_frontend(stack: StackProce
     control.close()
     assert info.value.status() == "StatusCode.UNIMPLEMENTED"
     assert stack.grpc_url in info.value.message()
+
+
+def compute_count(url: str, model: str) -> int:
+    """How many requests of ``model`` one worker timed with Triton's trace (``triton_dynamo_compute_duration``)."""
+    with urllib.request.urlopen(f"http://{url}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    pattern = rf'^triton_dynamo_compute_duration_seconds_count\{{[^}}]*model="{model}"[^}}]*\}} (\S+)$'
+    return sum(int(float(m.group(1))) for m in re.finditer(pattern, text, re.MULTILINE))
+
+
+def test_trace_settings_decide_which_requests_every_worker_traces(
+    stack: StackProcess, control: grpcclient.InferenceServerClient
+) -> None:
+    assert control.get_trace_settings(as_json=True)["settings"] == {
+        "trace_level": {"value": ["TIMESTAMPS"]},
+        "trace_rate": {"value": ["1"]},
+        "trace_count": {"value": ["-1"]},
+        "log_frequency": {"value": ["0"]},
+        "trace_mode": {"value": ["opentelemetry"]},
+        "trace_file": {"value": [""]},
+    }
+    workers = [f"127.0.0.1:{port}" for port in stack.worker_metrics_ports]
+    frontend = grpcclient.InferenceServerClient(stack.grpc_url)
+    inputs = to_infer_inputs({"INPUT0": np.array([1], np.int32)})
+    try:
+        answer = control.update_trace_settings("identity", {"trace_level": ["OFF"]}, as_json=True)
+        assert answer["settings"]["trace_level"] == {"value": ["OFF"]}
+        assert control.get_trace_settings(as_json=True)["settings"]["trace_level"] == {"value": ["TIMESTAMPS"]}
+        before = [compute_count(w, "identity") for w in workers]
+        for _ in range(8):  # round-robin: each worker gets some
+            frontend.infer("identity", inputs)
+        assert [compute_count(w, "identity") for w in workers] == before  # no worker traced them
+    finally:
+        answer = control.update_trace_settings("identity", {"trace_level": None}, as_json=True)
+        frontend.close()
+    assert answer["settings"]["trace_level"] == {"value": ["TIMESTAMPS"]}  # back to the worker's setting
+    with pytest.raises(InferenceServerException) as info:
+        control.update_trace_settings(settings={"trace_file": "/tmp/t.json"})
+    assert info.value.status() == "StatusCode.UNIMPLEMENTED"
+    assert "trace file can not be updated through network protocol" in info.value.message()
+    with pytest.raises(InferenceServerException) as info:
+        control.update_trace_settings("no_such_model", {"trace_rate": "2"})
+    assert info.value.status() == "StatusCode.INVALID_ARGUMENT"
+
+
+def test_log_settings_are_read_and_changed_on_every_worker(control: grpcclient.InferenceServerClient) -> None:
+    before = control.get_log_settings(as_json=True)["settings"]
+    assert before["log_info"] == {"bool_param": True} and before["log_file"] == {"string_param": ""}
+    try:
+        after = control.update_log_settings({"log_info": False, "log_format": "ISO8601"}, as_json=True)["settings"]
+        assert after["log_info"] == {"bool_param": False}
+        assert after["log_format"] == {"string_param": "ISO8601"}
+        assert control.get_log_settings(as_json=True)["settings"] == after
+    finally:
+        control.update_log_settings({"log_info": True, "log_format": "default"})
+    assert control.get_log_settings(as_json=True)["settings"] == before
+    with pytest.raises(InferenceServerException) as info:
+        control.update_log_settings({"log_file": "/tmp/l.txt"})
+    assert info.value.status() == "StatusCode.UNIMPLEMENTED"
+    with pytest.raises(InferenceServerException) as info:
+        control.update_log_settings({"log_verbose_level": 1})
+    assert info.value.status() == "StatusCode.FAILED_PRECONDITION"
+    assert "start the workers with --log-verbose" in info.value.message()

@@ -143,7 +143,16 @@ def _merge_version(
 
 # The KServe/Triton protocol extensions this stack really supports through one endpoint; reported only where every
 # worker's Triton supports them too.
-STACK_EXTENSIONS = ("model_configuration", "parameters", "schedule_policy", "statistics")
+STACK_EXTENSIONS = (
+    "model_repository",
+    "model_repository(unload_dependents)",
+    "schedule_policy",
+    "model_configuration",
+    "parameters",
+    "statistics",
+    "trace",
+    "logging",
+)
 
 
 def server_metadata(per_worker: Mapping[str, Mapping[str, Any]], our_version: str) -> dict[str, Any]:

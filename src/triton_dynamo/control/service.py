@@ -78,6 +78,42 @@ class ControlServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
         models = [pb.RepositoryIndexResponse.ModelIndex(**entry) for entry in merge_index(results)]
         return pb.RepositoryIndexResponse(models=models)
 
+    async def LogSettings(self, request: Any, context: Any) -> pb.LogSettingsResponse:
+        changes = {
+            key: getattr(value, value.WhichOneof("parameter_choice"))
+            for key, value in request.settings.items()
+            if value.WhichOneof("parameter_choice")
+        }
+        answer = await self._apply(context, "log_settings", settings=changes)
+        response = pb.LogSettingsResponse()
+        for key, value in answer.items():
+            field = (
+                "bool_param"
+                if isinstance(value, bool)
+                else "uint32_param"
+                if isinstance(value, int)
+                else "string_param"
+            )
+            response.settings[key].CopyFrom(pb.LogSettingsResponse.SettingValue(**{field: value}))
+        return response
+
+    async def TraceSetting(self, request: Any, context: Any) -> pb.TraceSettingResponse:
+        changes = {key: list(value.value) for key, value in request.settings.items()}
+        answer = await self._apply(context, "trace_settings", model=request.model_name, settings=changes)
+        response = pb.TraceSettingResponse()
+        for key, values in answer.items():
+            response.settings[key].value.extend(values)
+        return response
+
+    async def _apply(self, context: Any, op: str, **arguments: Any) -> dict[str, Any]:
+        """A setting read or changed on every worker; the fleet answers as its first worker does (all do the same,
+        and one worker's refusal is every worker's, as they run the same Triton)."""
+        results = await self._ask(context, op, **arguments)
+        first, *others = (results[w] for w in sorted(results))
+        if any(other != first for other in others):
+            logger.warning("workers answer %r differently: %s", op, results)
+        return first
+
     async def RepositoryModelLoad(self, request: Any, context: Any) -> pb.RepositoryModelLoadResponse:
         await self._change(context, "load", request)
         return pb.RepositoryModelLoadResponse()
@@ -116,8 +152,6 @@ class ControlServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
     CudaSharedMemoryStatus = _refuse(SHARED_MEMORY_MESSAGE)
     CudaSharedMemoryRegister = _refuse(SHARED_MEMORY_MESSAGE)
     CudaSharedMemoryUnregister = _refuse(SHARED_MEMORY_MESSAGE)
-    TraceSetting = _refuse("TraceSetting is not supported by triton-dynamo yet")
-    LogSettings = _refuse("LogSettings is not supported by triton-dynamo yet")
 
     async def _inference(self, request: Any, context: Any) -> NoReturn:
         where = f" at {self.config.inference_url}" if self.config.inference_url else ""

@@ -15,15 +15,21 @@ import os
 import re
 import tempfile
 import threading
+from ctypes import byref, c_void_p
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
+from . import _capi as C
+from .errors import TritonError
 from .locate import has_nvidia_gpu
 
 logger = logging.getLogger(__name__)
 triton_logger = logging.getLogger(__name__.rsplit(".", 1)[0] + ".tritonserver")
 
 # I1124 17:24:55.459293 2685 grpc_server.cc:2558] "Started GRPCInferenceService at 0.0.0.0:18001"
-_LINE = re.compile(r"^([IWEV])\d{4} [\d:.]+ +\d+ ([^\s:\]]+):(\d+)\] ?(.*)$")
+# 2024-11-24T17:24:55Z I 2685 grpc_server.cc:2558] "..." (log_format ISO8601, which LogSettings can switch to)
+_LINE = re.compile(r"^(?:([IWEV])\d{4} [\d:.]+|\d{4}-\d\d-\d\dT[\d:.]+Z ([IWEV])) +\d+ ([^\s:\]]+):(\d+)\] ?(.*)$")
 _LEVELS = {"I": logging.INFO, "W": logging.WARNING, "E": logging.ERROR, "V": logging.DEBUG}
 # What Triton says at start on a machine without a GPU, every time, and what it means nothing there.
 _NO_GPU_NOISE = (
@@ -43,11 +49,14 @@ def parse_line(line: str, previous_level: int = logging.INFO) -> tuple[int, str,
     Example:
         >>> parse_line('W1124 17:24:55.459293 2685 server.cc:12] "model x failed"')
         (30, 'server.cc', 12, 'model x failed')
+        >>> parse_line('2024-11-24T17:24:55Z E 2685 server.cc:9] "boom"')
+        (40, 'server.cc', 9, 'boom')
     """
     match = _LINE.match(line)
     if match is None:
         return previous_level, "tritonserver", 0, line
-    level, filename, lineno, message = match.groups()
+    level_default, level_iso, filename, lineno, message = match.groups()
+    level = level_default or level_iso
     if len(message) >= 2 and message[0] == message[-1] == '"':
         # Triton writes each message as a JSON string (quotes, backslashes and newlines escaped).
         with contextlib.suppress(ValueError):
@@ -96,3 +105,56 @@ def log_pipe_path() -> str:
         if _pump is None:
             _pump = _LogPump()
         return str(_pump.path)
+
+
+LOG_FORMATS = {"default": C.LOG_FORMAT_DEFAULT, "ISO8601": C.LOG_FORMAT_ISO8601}
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    """Triton's logger as Triton's LogSettings RPC shows it (``log_file`` is empty: the lines come here)."""
+
+    log_file: str = ""
+    log_info: bool = True
+    log_warning: bool = True
+    log_error: bool = True
+    log_verbose_level: int = 0
+    log_format: str = "default"
+
+    def updated(self, changes: dict[str, Any]) -> LogSettings:
+        """These settings with ``changes`` (Triton's names and types); refused as Triton refuses them."""
+        for key, value in changes.items():
+            if key == "log_file":
+                raise TritonError(
+                    "log file location can not be updated through network protocol", code=TritonError.UNSUPPORTED
+                )
+            if key in ("log_info", "log_warning", "log_error") and not isinstance(value, bool):
+                raise TritonError(f"expect boolean for '{key}', got: {value!r}", code=TritonError.INVALID_ARG)
+            if key == "log_verbose_level" and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                raise TritonError(
+                    f"expect unsigned integer for 'log_verbose_level', got: {value!r}", code=TritonError.INVALID_ARG
+                )
+            if key == "log_format" and value not in LOG_FORMATS:
+                raise TritonError(f"invalid argument for log_format, got: {value}", code=TritonError.INVALID_ARG)
+            if key not in self.__dataclass_fields__:
+                raise TritonError(f"unknown log setting '{key}'", code=TritonError.INVALID_ARG)
+        return replace(self, **changes)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def apply_log_settings(api: C.CApi, settings: LogSettings) -> None:
+    """Set Triton's process-wide logger now. Triton keeps no per-server log state: its ``ServerOptionsSetLog*``
+    calls change the one logger at once (``tritonserver.cc``: "Logging is global for now"), so a throwaway options
+    object sets it as Triton's own LogSettings handler does."""
+    options = c_void_p()
+    api.check(api.ServerOptionsNew(byref(options)))
+    try:
+        api.check(api.ServerOptionsSetLogInfo(options, settings.log_info))
+        api.check(api.ServerOptionsSetLogWarn(options, settings.log_warning))
+        api.check(api.ServerOptionsSetLogError(options, settings.log_error))
+        api.check(api.ServerOptionsSetLogVerbose(options, settings.log_verbose_level))
+        api.check(api.ServerOptionsSetLogFormat(options, LOG_FORMATS[settings.log_format]))
+    finally:
+        api.ServerOptionsDelete(options)

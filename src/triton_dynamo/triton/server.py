@@ -25,7 +25,7 @@ from . import _capi as C
 from . import infer as _infer
 from .errors import TritonError
 from .locate import TritonInstall, find_installation, has_nvidia_gpu, load_library, prepare_child_environment
-from .logs import log_pipe_path
+from .logs import LogSettings, apply_log_settings, log_pipe_path
 from .model import Model
 
 logger = logging.getLogger(__name__)
@@ -128,6 +128,10 @@ class Server:
         _infer.install(self._api)
         self._handle: int | None = None
         self._lock = threading.Lock()
+        o = self.options
+        self._log = LogSettings(
+            log_info=o.log_info, log_warning=o.log_warn, log_error=o.log_error, log_verbose_level=o.log_verbose
+        )
 
     # lifecycle -----------------------------------------------------------------------------------------------------
 
@@ -277,6 +281,24 @@ class Server:
         msg = c_void_p()
         self._api.check(self._api.ServerMetadata(self.handle, byref(msg)))
         return json.loads(self._api.message_json(msg))
+
+    def log_settings(self) -> dict:
+        """Triton's logger, as Triton's LogSettings RPC answers (``log_file`` empty: its lines reach Python logging)."""
+        return self._log.as_dict()
+
+    def update_log_settings(self, changes: dict) -> dict:
+        """Change Triton's logger now (Triton's names and types: ``log_info``, ``log_verbose_level``, ...); refused
+        with Triton's status as Triton refuses it. Returns the settings now in force.
+
+        Example:
+            >>> server.update_log_settings({"log_verbose_level": 1})["log_verbose_level"]  # doctest: +SKIP
+            1
+        """
+        with self._lock:
+            settings = self._log.updated(changes)
+            apply_log_settings(self._api, settings)
+            self._log = settings
+        return settings.as_dict()
 
     def metrics(self) -> str:
         """Triton's metrics in Prometheus text format (empty when the ``metrics`` option is off)."""

@@ -15,8 +15,9 @@ import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, Protocol
 
-from ..errors import STATUS_TABLE, InvalidInput, TritonDynamoError
+from ..errors import STATUS_TABLE, InvalidInput, Status, TritonDynamoError
 from ..triton import Server
+from .trace_settings import TracePolicy, TraceSettings
 
 logger = logging.getLogger(__name__)
 
@@ -40,16 +41,41 @@ class ModelControl(Protocol):
 class ControlHandler:
     """Answers control requests from one worker's Triton; loads and unloads through ``models`` when given."""
 
-    def __init__(self, server: Server, models: ModelControl | None = None) -> None:
+    def __init__(self, server: Server, models: ModelControl | None = None, tracing: TracePolicy | None = None) -> None:
         self.server = server
+        self.tracing = tracing or TracePolicy(_NO_TRACES)
         self._ops: dict[str, Callable[[Mapping[str, Any]], Any]] = {
             "server_metadata": lambda _: server.metadata(),
             "statistics": lambda r: server.statistics(str(r.get("name") or ""), _version(r.get("version"))),
             "repository_index": lambda r: server.model_index(ready_only=bool(r.get("ready"))),
+            "log_settings": self._log_settings,
+            "trace_settings": self._trace_settings,
         }
         if models is not None:
             self._ops["load"] = lambda r: models.load_model(_name(r), _config(r))
             self._ops["unload"] = lambda r: models.unload_model(_name(r), bool(r.get("unload_dependents")))
+
+    def _log_settings(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        changes = request.get("settings") or {}
+        if not isinstance(changes, dict):
+            raise InvalidInput("log settings must be a mapping of setting names to values")
+        if changes.get("log_verbose_level", 0):
+            # Verbose logging under load can hang a worker for good: Triton logs synchronously under its logger's
+            # lock into the pipe that a Python thread drains (the hardening issue, item 2).
+            raise TritonDynamoError(
+                "log_verbose_level above 0 is refused by triton-dynamo at run time: verbose logging under load can "
+                "hang a worker (Triton writes its log under a lock into a pipe that Python drains); start the "
+                "workers with --log-verbose to debug",
+                status=Status.FAILED_PRECONDITION,
+            )
+        return self.server.update_log_settings(changes) if changes else self.server.log_settings()
+
+    def _trace_settings(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        model = str(request.get("model") or "")
+        if model and model not in {e["name"] for e in self.server.model_index()}:
+            raise InvalidInput(f"Request for unknown model : {model}")
+        changes = request.get("settings") or {}
+        return self.tracing.update(model, changes) if changes else self.tracing.get(model)
 
     async def generate(self, request: Mapping[str, Any], context: Any = None) -> AsyncIterator[dict[str, Any]]:
         """Dynamo's handler: one control request in, its one answer out."""
@@ -68,6 +94,9 @@ class ControlHandler:
         except TritonDynamoError as exc:
             logger.info("control %r refused: %s", op, exc)
             return {"error": {"status": STATUS_TABLE[exc.status][0], "message": exc.message}}
+
+
+_NO_TRACES = TraceSettings(trace_level=("OFF",))
 
 
 def _name(request: Mapping[str, Any]) -> str:

@@ -16,6 +16,7 @@ from ..errors import InvalidInput, Overloaded, RequestTooLarge, Status, TritonDy
 from ..triton import InferenceRequest, InferenceResponse, Model, TritonError
 from .codec import decode_parameters, decode_tensor, encode_parameters, encode_tensor
 from .schema import ModelSchema
+from .trace_settings import TracePolicy
 
 logger = logging.getLogger(__name__)
 
@@ -73,13 +74,15 @@ class ModelHandler:
         max_request_bytes: int,
         trace: bool = False,
         observer: RequestObserver | None = None,
+        tracing: TracePolicy | None = None,
     ) -> None:
         self.model = model
         self.schema = schema
         self.admission = admission
         self.max_request_bytes = max_request_bytes
-        self.trace = trace
+        self.trace = trace  # whether anything records Triton's trace; ``tracing`` then picks the requests
         self.observer = observer
+        self.tracing = tracing
 
     def health_check_payload(self) -> dict[str, Any]:
         """What Dynamo sends to check this endpoint: answered from readiness, never by inference (the model may keep
@@ -208,7 +211,7 @@ class ModelHandler:
             request_id=client_id,
             parameters=decode_parameters(request.get("parameters")),
             output_names=output_names,
-            trace=self.trace,
+            trace=self.trace and (self.tracing is None or self.tracing.sample(self.schema.name)),
         )
         return infer_request, total
 

@@ -38,6 +38,7 @@ from .control import ControlHandler, control_endpoint_path
 from .handler import Admission, ModelHandler, RequestObserver
 from .model_set import Change, ModelSet, model_set_store
 from .schema import ModelSchema, queue_policy_limits
+from .trace_settings import TracePolicy, TraceSettings
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +68,9 @@ class Worker:
             observer = RequestTelemetry(self.metrics, dynamo_traces=dynamo_exports_traces())
         self.observer = observer
         self.admission = Admission(limit=config.max_inflight)
+        traced = config.trace_requests and observer is not None
+        # Triton's TraceSetting: every request carries Triton's timestamps (the per-phase metrics) unless changed.
+        self.tracing = TracePolicy(TraceSettings(trace_level=("TIMESTAMPS",) if traced else ("OFF",), trace_rate=1))
         self.server: Server | None = None
         self.runtime = None
         self.endpoints: dict[str, Any] = {}  # model name -> its Dynamo endpoint, served until the runtime stops
@@ -268,6 +272,7 @@ class Worker:
             max_request_bytes=self.config.max_request_bytes,
             trace=self.config.trace_requests and self.observer is not None,
             observer=self.observer,
+            tracing=self.tracing,
         )
         self.handlers[model.name] = handler
         # A component of its own per worker process: each worker is then a worker set of its own for the frontend,
@@ -378,7 +383,7 @@ class Worker:
         and unloads for the control service); it stays in discovery until the runtime shuts down, past the drain."""
         path = control_endpoint_path(self.config.namespace, self.config.component)
         endpoint = self.runtime.endpoint(path)
-        handler = ControlHandler(self.server, models=self)
+        handler = ControlHandler(self.server, models=self, tracing=self.tracing)
         self._watch(endpoint.serve_endpoint(handler.generate, graceful_shutdown=True))
         client = await endpoint.client()
         await asyncio.wait_for(client.wait_for_instances(), timeout=60)
