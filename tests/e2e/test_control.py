@@ -176,7 +176,7 @@ def test_trace_settings_decide_which_requests_every_worker_traces(
     with pytest.raises(InferenceServerException) as info:
         control.update_trace_settings(settings={"trace_file": "/tmp/t.json"})
     assert info.value.status() == "StatusCode.UNIMPLEMENTED"
-    assert "trace file can not be updated through network protocol" in info.value.message()
+    assert "trace file location can not be updated through network protocol" in info.value.message()
     with pytest.raises(InferenceServerException) as info:
         control.update_trace_settings("no_such_model", {"trace_rate": "2"})
     assert info.value.status() == "StatusCode.INVALID_ARGUMENT"

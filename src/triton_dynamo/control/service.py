@@ -14,8 +14,8 @@ from typing import Any, NoReturn
 
 import grpc
 from google.protobuf import json_format
+from tritonclient.grpc import model_config_pb2, service_pb2_grpc
 from tritonclient.grpc import service_pb2 as pb
-from tritonclient.grpc import service_pb2_grpc
 
 from ..errors import STATUS_TABLE, TritonDynamoError
 from ..worker.model_set import model_set_store
@@ -134,11 +134,14 @@ class ControlServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
         except TritonDynamoError as exc:
             await _abort(context, STATUS_TABLE[exc.status][0], exc.message)
 
-    async def _ask(self, context: Any, op: str, **arguments: Any) -> dict[str, Any]:
+    async def _ask_all(self, context: Any, op: str, **arguments: Any) -> tuple[dict, dict]:
         try:
-            results, errors = await self.fleet.ask(op, **arguments)
+            return await self.fleet.ask(op, **arguments)
         except TritonDynamoError as exc:
             await _abort(context, STATUS_TABLE[exc.status][0], exc.message)
+
+    async def _ask(self, context: Any, op: str, **arguments: Any) -> dict[str, Any]:
+        results, errors = await self._ask_all(context, op, **arguments)
         if not results:
             # Every worker refused, as Triton does for a model it does not know: one worker's status and message.
             error = next(iter(errors.values()))
@@ -157,7 +160,28 @@ class ControlServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
         where = f" at {self.config.inference_url}" if self.config.inference_url else ""
         await _abort(context, "UNIMPLEMENTED", f"inference and model RPCs are served by Dynamo's frontend{where}")
 
-    ModelInfer = ModelStreamInfer = ModelMetadata = ModelConfig = ModelReady = _inference
+    ModelInfer = ModelStreamInfer = _inference
+
+    # Asked of the workers rather than of the frontend, where nginx routes them here: the frontend answers from the
+    # model card it saw first (after a RepositoryModelLoad that changed a model's config, it kept the old one) and
+    # ignores the version, where these answers are Triton's own.
+    async def ModelReady(self, request: Any, context: Any) -> pb.ModelReadyResponse:
+        results, _ = await self._ask_all(context, "model_ready", name=request.name, version=request.version)
+        return pb.ModelReadyResponse(ready=any(results.values()))
+
+    async def ModelMetadata(self, request: Any, context: Any) -> pb.ModelMetadataResponse:
+        results = await self._ask(context, "model_metadata", name=request.name, version=request.version)
+        return json_format.ParseDict(_first(results), pb.ModelMetadataResponse(), ignore_unknown_fields=True)
+
+    async def ModelConfig(self, request: Any, context: Any) -> pb.ModelConfigResponse:
+        results = await self._ask(context, "model_config", name=request.name, version=request.version)
+        config = json_format.ParseDict(_first(results), model_config_pb2.ModelConfig(), ignore_unknown_fields=True)
+        return pb.ModelConfigResponse(config=config)
+
+
+def _first(results: dict[str, Any]) -> Any:
+    """One worker's answer (the same Triton on every worker answers the same), the same one every time."""
+    return results[min(results)]
 
 
 async def _abort(context: Any, status: str, message: str) -> NoReturn:

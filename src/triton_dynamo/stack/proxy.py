@@ -15,9 +15,13 @@ import shutil
 from pathlib import Path
 
 # The methods of inference.GRPCInferenceService that the control service answers; every other one goes to the
-# frontend (inference, model metadata and config, health).
+# frontend (inference, server health). Model metadata, config and readiness are Triton's own answers from the workers:
+# the frontend's ignore the version and keep a model's first config after a reload.
 CONTROL_METHODS = (
     "ServerMetadata",
+    "ModelMetadata",
+    "ModelConfig",
+    "ModelReady",
     "ModelStatistics",
     "RepositoryIndex",
     "RepositoryModelLoad",

@@ -122,7 +122,9 @@ class LogSettings:
     log_format: str = "default"
 
     def updated(self, changes: dict[str, Any]) -> LogSettings:
-        """These settings with ``changes`` (Triton's names and types); refused as Triton refuses them."""
+        """These settings with ``changes`` (Triton's names and types); refused as Triton refuses them, and names
+        Triton does not know ignored, as Triton 2.51 ignores them."""
+        changes = {k: v for k, v in changes.items() if k in self.__dataclass_fields__}
         for key, value in changes.items():
             if key == "log_file":
                 raise TritonError(
@@ -136,8 +138,6 @@ class LogSettings:
                 )
             if key == "log_format" and value not in LOG_FORMATS:
                 raise TritonError(f"invalid argument for log_format, got: {value}", code=TritonError.INVALID_ARG)
-            if key not in self.__dataclass_fields__:
-                raise TritonError(f"unknown log setting '{key}'", code=TritonError.INVALID_ARG)
         return replace(self, **changes)
 
     def as_dict(self) -> dict[str, Any]:

@@ -33,6 +33,8 @@ def control_endpoint_path(namespace: str, component: str) -> str:
 class ModelControl(Protocol):
     """What loads and unloads models in a worker: Triton, then Dynamo's registration (the worker)."""
 
+    registered: set[str]  # the models the frontend routes to this worker
+
     async def load_model(self, name: str, config: str | None = None) -> dict[str, Any]: ...
 
     async def unload_model(self, name: str, unload_dependents: bool = False) -> dict[str, Any]: ...
@@ -50,10 +52,20 @@ class ControlHandler:
             "repository_index": lambda r: server.model_index(ready_only=bool(r.get("ready"))),
             "log_settings": self._log_settings,
             "trace_settings": self._trace_settings,
+            "model_metadata": lambda r: server.model(_name(r), _version(r.get("version"))).metadata(),
+            "model_config": lambda r: server.model(_name(r), _version(r.get("version"))).config(),
+            "model_ready": self._model_ready,
         }
+        self.models = models
         if models is not None:
             self._ops["load"] = lambda r: models.load_model(_name(r), _config(r))
             self._ops["unload"] = lambda r: models.unload_model(_name(r), bool(r.get("unload_dependents")))
+
+    def _model_ready(self, request: Mapping[str, Any]) -> bool:
+        """Ready here: Triton serves that version, and (in a worker) the frontend routes the model here."""
+        name = _name(request)
+        routed = self.models is None or name in self.models.registered
+        return routed and self.server.model(name, _version(request.get("version"))).ready()
 
     def _log_settings(self, request: Mapping[str, Any]) -> dict[str, Any]:
         changes = request.get("settings") or {}

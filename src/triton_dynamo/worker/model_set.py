@@ -166,6 +166,11 @@ class EtcdStore:
         try:
             with urllib.request.urlopen(request, timeout=self.timeout_s) as answer:
                 return json.load(answer)
+        except urllib.error.HTTPError as exc:
+            hint = " (is etcd's JSON gateway off? set enable-grpc-gateway: true)" if exc.code == 404 else ""
+            raise TritonDynamoError(
+                f"etcd at {self.url} refused the model set's request: HTTP {exc.code}{hint}", status=Status.UNAVAILABLE
+            ) from exc
         except (OSError, ValueError) as exc:
             raise TritonDynamoError(
                 f"etcd at {self.url} did not answer for the model set: {exc}", status=Status.UNAVAILABLE

@@ -2,8 +2,8 @@
 become the worker's per-phase metrics and its spans' events), for the whole worker and per model.
 
 Triton's own trace file does not exist here: traces leave as OpenTelemetry spans (``trace_mode`` is
-``opentelemetry``, ``trace_file`` empty), so, as in Triton, neither can be changed through the protocol. What can,
-with Triton's names, values (lists of strings) and rules:
+``opentelemetry``, ``trace_file`` empty); as in Triton, the file cannot be changed through the protocol and the mode
+is ignored. What can, with Triton's names, values (lists of strings) and rules:
 
 - ``trace_level``: ``OFF``, or ``TIMESTAMPS`` (``TENSORS`` is accepted and traces timestamps: the worker records no
   tensors);
@@ -62,14 +62,19 @@ class TraceSettings:
 
 
 def parse_changes(changes: Mapping[str, Sequence[str] | None]) -> dict[str, object | None]:
-    """Triton's request (name -> list of strings; empty for "back to the default") as typed values, or None."""
+    """Triton's request (name -> list of strings; empty for "back to the default") as typed values, or None.
+
+    As Triton 2.51 does: a trace file cannot be set, ``trace_mode`` and names it does not know are ignored.
+    """
     parsed: dict[str, object | None] = {}
     for key, values in changes.items():
         values = list(values or [])
-        if key in ("trace_file", "trace_mode"):
+        if key == "trace_file":
             raise TritonDynamoError(
-                f"{key.replace('_', ' ')} can not be updated through network protocol", status=Status.UNIMPLEMENTED
+                "trace file location can not be updated through network protocol", status=Status.UNIMPLEMENTED
             )
+        if key not in ("trace_level", *_INTEGERS):
+            continue
         if not values:
             parsed[key] = None
         elif key == "trace_level":
@@ -77,15 +82,15 @@ def parse_changes(changes: Mapping[str, Sequence[str] | None]) -> dict[str, obje
             if unknown:
                 raise InvalidInput(f"Unable to parse 'trace_level', got: {unknown[0]}")
             parsed[key] = tuple(values)
-        elif key in _INTEGERS:
+        else:
             try:
                 parsed[key] = int(values[0])
             except ValueError:
                 raise InvalidInput(f"Unable to parse '{key}', got: {values[0]}") from None
-            if (key == "trace_rate" and parsed[key] < 1) or (key == "trace_count" and parsed[key] < -1):
-                raise InvalidInput(f"invalid value for '{key}', got: {values[0]}")
-        else:
-            raise InvalidInput(f"unknown trace setting '{key}'")
+            if key == "trace_count" and parsed[key] < -1:
+                raise InvalidInput(f"Unable to parse 'trace_count'. Expecting value >= -1, got: {values[0]}")
+            if key == "trace_rate" and parsed[key] < 1:
+                raise InvalidInput("Attempting to set invalid trace setting :sample rate must be non-zero")
     return parsed
 
 

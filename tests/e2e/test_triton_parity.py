@@ -1,0 +1,301 @@
+"""The stack against plain Triton 2.51 (the wheel's own ``tritonserver``), call by call, field by field: each Triton
+RPC beyond inference runs against both, on two copies of one repository, and the answers must be equal except where
+a difference is documented here (and in the README's table).
+
+The calls run in order (a module of steps): the repository changes on disk between them (a new version directory),
+and each step sees what the ones before did, on both sides.
+
+Documented differences, each asserted as it is (so that one that disappears or changes shows):
+- ``ServerMetadata``: ``name`` is ``triton-dynamo/<version>``; the extensions are those the stack supports (no
+  shared memory, classification, sequence or binary tensor data).
+- A request's ``model_version`` does not reach the workers (Dynamo 1.6.1's frontend drops it): a version that is
+  not loaded is served by the latest, and ``ModelReady`` says ready for any version.
+- ``RepositoryModelUnload`` returns once every worker has unloaded the model; Triton returns while it is still
+  ``UNLOADING``. Compared once both have settled.
+- ``TraceSetting``: the defaults are the worker's (every request traced, with TIMESTAMPS, as OpenTelemetry spans).
+- ``LogSettings``: ``log_verbose_level`` above 0 is refused at run time (verbose logging under load can hang a
+  worker: see the hardening issue).
+- Shared-memory RPCs: refused with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import tritonclient.grpc as grpcclient
+from tritonclient.utils import InferenceServerException
+
+from triton_dynamo.client.kserve import to_infer_inputs
+
+from .processes import MODEL_REPO, StackProcess, free_ports, start_stack
+
+sys.path.insert(0, str(MODEL_REPO.parent / "benchmarks"))
+from _common import start_triton_binary, stop_processes
+
+MODELS = ("identity", "add_sub", "string_ops")
+VERSIONED = "versioned"  # identity's model, whose version 2 appears on disk during the test
+
+
+def make_repository(root: Path) -> Path:
+    for name in MODELS:
+        shutil.copytree(MODEL_REPO / name, root / name)
+    shutil.copytree(MODEL_REPO / "identity", root / VERSIONED)
+    config = root / VERSIONED / "config.pbtxt"
+    config.write_text(config.read_text().replace('name: "identity"', f'name: "{VERSIONED}"'))
+    return root
+
+
+@dataclass
+class Pair:
+    triton: grpcclient.InferenceServerClient
+    stack: grpcclient.InferenceServerClient
+    triton_repo: Path
+    stack_repo: Path
+    frontend: grpcclient.InferenceServerClient  # the stack's KServe port, for inference
+    proxied: bool  # nginx routes every RPC there
+
+    def both(self, call: Callable[[grpcclient.InferenceServerClient], Any]) -> tuple[Any, Any]:
+        return outcome(call, self.triton), outcome(call, self.stack)
+
+    def on_disk(self, change: Callable[[Path], None]) -> None:
+        change(self.triton_repo)
+        change(self.stack_repo)
+
+
+def outcome(call: Callable[[grpcclient.InferenceServerClient], Any], client: grpcclient.InferenceServerClient) -> Any:
+    """The answer, or the error as (status, message): what a client can tell apart."""
+    try:
+        return call(client)
+    except InferenceServerException as exc:
+        return ("error", exc.status(), exc.message())
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
+    workdir = tmp_path_factory.mktemp("parity")
+    triton_repo = make_repository(workdir / "triton-repo")
+    stack_repo = make_repository(workdir / "stack-repo")
+    (port,) = free_ports(1)
+    triton = start_triton_binary(["*"], port, repository=triton_repo)
+    stack: StackProcess | None = None
+    try:
+        stack = start_stack(workdir / "stack", workers=2, extra_args=("--model-repository", str(stack_repo)))
+        url = stack.grpc_url if stack.proxied else stack.control_url
+        yield Pair(
+            grpcclient.InferenceServerClient(f"127.0.0.1:{port}"),
+            grpcclient.InferenceServerClient(url),
+            triton_repo,
+            stack_repo,
+            grpcclient.InferenceServerClient(stack.grpc_url),
+            stack.proxied,
+        )
+    finally:
+        if stack is not None:
+            stack.stop()
+        stop_processes([triton])
+
+
+def settled_index(client: grpcclient.InferenceServerClient) -> list[dict]:
+    """The repository index once nothing is UNLOADING on any worker (Triton answers a load or unload before an old
+    version has gone)."""
+    deadline = time.monotonic() + 30
+    while True:
+        models = client.get_model_repository_index(as_json=True).get("models", [])
+        unloading = any("UNLOADING" in (m.get("state", "") + m.get("reason", "")) for m in models)
+        if not unloading or time.monotonic() > deadline:
+            return models
+
+
+def infer(client: grpcclient.InferenceServerClient, model: str, version: str = "") -> Any:
+    result = client.infer(model, to_infer_inputs({"INPUT0": np.array([1, 2], np.int32)}), model_version=version)
+    return result.as_numpy("OUTPUT0").tolist()
+
+
+def stats_shape(stats: dict) -> list[tuple]:
+    """What two servers that served the same requests agree on: names, versions, counts and which fields exist."""
+    shape = []
+    for entry in stats.get("model_stats", []):
+        counts = {k: v.get("count", "0") for k, v in entry.get("inference_stats", {}).items()}
+        shape.append(
+            (
+                entry["name"],
+                entry["version"],
+                entry.get("inference_count"),
+                entry.get("execution_count"),
+                tuple(sorted(counts.items())),
+                "last_inference" in entry,
+            )
+        )
+    return sorted(shape)
+
+
+def test_server_metadata(pair: Pair) -> None:
+    triton, stack = pair.both(lambda c: c.get_server_metadata(as_json=True))
+    assert stack["version"] == triton["version"] == "2.51.0"
+    # documented: our name, and the extensions the stack supports, a subset of Triton's
+    assert triton["name"] == "triton" and stack["name"].startswith("triton-dynamo/")
+    assert set(stack["extensions"]) < set(triton["extensions"])
+    assert set(triton["extensions"]) - set(stack["extensions"]) == {
+        "classification",
+        "sequence",
+        "system_shared_memory",
+        "cuda_shared_memory",
+        "binary_tensor_data",
+    }
+
+
+def test_repository_index_at_start(pair: Pair) -> None:
+    triton, stack = pair.both(settled_index)
+    assert stack == triton
+    assert {m["name"] for m in triton} == {*MODELS, VERSIONED}
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("version", ["", "1"])
+def test_model_metadata_config_and_readiness(pair: Pair, model: str, version: str) -> None:
+    for call in (
+        lambda c: c.get_model_metadata(model, version, as_json=True),
+        lambda c: c.get_model_config(model, version, as_json=True),
+        lambda c: c.is_model_ready(model, version),
+    ):
+        triton, stack = pair.both(call)
+        assert stack == triton
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda c: c.get_model_metadata("no_such_model", as_json=True),
+        lambda c: c.get_model_config("identity", "7", as_json=True),
+        lambda c: c.is_model_ready("identity", "7"),
+    ],
+    ids=["metadata of an unknown model", "config of an unknown version", "readiness of an unknown version"],
+)
+def test_model_rpcs_refuse_as_triton(pair: Pair, call: Callable) -> None:
+    triton, stack = pair.both(call)
+    assert stack == triton
+
+
+def test_statistics_of_one_model_and_of_all(pair: Pair) -> None:
+    for _ in range(3):
+        assert infer(pair.triton, "identity") == infer(pair.frontend, "identity") == [1, 2]
+    time.sleep(0.5)  # Triton counts on its own threads
+    one = pair.both(lambda c: c.get_inference_statistics("identity", as_json=True))
+    assert stats_shape(one[1]) == stats_shape(one[0])
+    assert stats_shape(one[0])[0][2] == "3"  # three requests, on whichever worker
+    every = pair.both(lambda c: c.get_inference_statistics(as_json=True))
+    assert stats_shape(every[1]) == stats_shape(every[0])
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda c: c.get_inference_statistics("identity", "999", as_json=True),
+        lambda c: c.get_inference_statistics("no_such_model", as_json=True),
+        lambda c: c.load_model("no_such_model"),
+    ],
+    ids=["unknown version", "unknown model", "load unknown"],
+)
+def test_refusals_are_tritons(pair: Pair, call: Callable) -> None:
+    triton, stack = pair.both(call)
+    assert triton[0] == "error"
+    assert stack == triton
+
+
+def test_a_new_version_directory_then_load_then_unload(pair: Pair) -> None:
+    pair.on_disk(lambda repo: shutil.copytree(repo / VERSIONED / "1", repo / VERSIONED / "2"))
+    triton, stack = pair.both(lambda c: c.load_model(VERSIONED))
+    assert triton is None and stack is None
+    triton, stack = pair.both(settled_index)
+    assert stack == triton
+    assert {(m["version"], m["state"]) for m in triton if m["name"] == VERSIONED} == {
+        ("1", "UNAVAILABLE"),
+        ("2", "READY"),
+    }
+    # the latest version serves a request that names none, on both
+    assert infer(pair.triton, VERSIONED) == infer(pair.frontend, VERSIONED) == [1, 2]
+    # documented: a version that is not loaded is refused by Triton and served by the stack
+    triton_v1 = outcome(lambda c: infer(c, VERSIONED, "1"), pair.triton)
+    assert triton_v1[:2] == ("error", "StatusCode.UNAVAILABLE")
+    assert infer(pair.frontend, VERSIONED, "1") == [1, 2]
+    assert outcome(lambda c: infer(c, VERSIONED, "999"), pair.triton)[:2] == ("error", "StatusCode.NOT_FOUND")
+    # ModelReady is Triton's own where nginx routes it to the control service; the frontend says ready for any version
+    assert not pair.triton.is_model_ready(VERSIONED, "999")
+    assert pair.frontend.is_model_ready(VERSIONED, "999") is not pair.proxied
+
+    triton, stack = pair.both(lambda c: c.unload_model(VERSIONED))
+    assert triton is None and stack is None
+    triton, stack = pair.both(settled_index)
+    assert stack == triton
+    missing = pair.both(lambda c: infer(c, VERSIONED))
+    assert missing[0][:2] == missing[1][:2] == ("error", "StatusCode.NOT_FOUND")
+
+
+def test_a_config_override(pair: Pair) -> None:
+    config = pair.triton.get_model_config("add_sub", as_json=True)["config"]
+    config["instance_group"] = [{"kind": "KIND_CPU", "count": 2}]
+    triton, stack = pair.both(lambda c: c.load_model("add_sub", config=json.dumps(config)))
+    assert triton is None and stack is None
+    triton, stack = pair.both(lambda c: c.get_model_config("add_sub", as_json=True)["config"]["instance_group"])
+    assert stack == triton
+    assert triton[0]["count"] == 2
+
+
+def test_trace_settings(pair: Pair) -> None:
+    triton, stack = pair.both(lambda c: c.get_trace_settings(as_json=True)["settings"])
+    assert set(stack) == set(triton)  # the same six settings
+    # documented: the workers' defaults (every request traced, as OpenTelemetry spans)
+    assert triton["trace_level"] == {"value": ["OFF"]} and stack["trace_level"] == {"value": ["TIMESTAMPS"]}
+    assert stack["trace_mode"] == {"value": ["opentelemetry"]}
+    # (Triton refuses trace_level TIMESTAMPS without a trace file, which the stack has no need of: spans leave by OTLP)
+    changes = {"trace_rate": "7", "trace_count": "5", "log_frequency": "2"}
+    triton, stack = pair.both(lambda c: c.update_trace_settings("identity", changes, as_json=True)["settings"])
+    assert not isinstance(triton, tuple) and not isinstance(stack, tuple), (triton, stack)
+    assert {k: stack[k] for k in changes} == {k: triton[k] for k in changes}
+    triton, stack = pair.both(lambda c: c.update_trace_settings("identity", {"trace_rate": None}, as_json=True))
+    assert not isinstance(stack, tuple), stack
+    assert stack["settings"]["trace_rate"] == stack_default_rate(pair)
+    for call in (
+        lambda c: c.update_trace_settings(settings={"trace_file": "/tmp/t.json"}),
+        lambda c: c.update_trace_settings(settings={"trace_count": "-2"}),
+        lambda c: c.update_trace_settings("no_such_model", {"trace_rate": "2"}),
+    ):
+        triton, stack = pair.both(call)
+        assert triton[0] == "error"
+        assert stack[:2] == triton[:2]
+
+
+def stack_default_rate(pair: Pair) -> dict:
+    return pair.stack.get_trace_settings(as_json=True)["settings"]["trace_rate"]
+
+
+def test_log_settings(pair: Pair) -> None:
+    same = {"log_info": False, "log_warning": True, "log_error": True, "log_format": "ISO8601"}
+    triton, stack = pair.both(lambda c: c.update_log_settings(same, as_json=True)["settings"])
+    assert stack == triton
+    triton, stack = pair.both(lambda c: c.get_log_settings(as_json=True)["settings"])
+    assert stack == triton
+    triton, stack = pair.both(lambda c: c.update_log_settings({"log_file": "/tmp/l.txt"}))
+    assert triton[0] == "error" and stack == triton
+    triton, stack = pair.both(lambda c: c.update_log_settings({"log_format": "bad"}))
+    assert triton[0] == "error" and stack == triton
+    # documented: verbose logging is refused at run time
+    triton, stack = pair.both(lambda c: c.update_log_settings({"log_verbose_level": 1}, as_json=True))
+    assert triton["settings"]["log_verbose_level"] == {"uint32_param": 1}
+    assert stack[:2] == ("error", "StatusCode.FAILED_PRECONDITION")
+    pair.both(lambda c: c.update_log_settings({"log_format": "default", "log_verbose_level": 0}))
+
+
+def test_shared_memory(pair: Pair) -> None:
+    triton, stack = pair.both(lambda c: c.get_system_shared_memory_status(as_json=True))
+    assert triton == {}  # documented: Triton has none registered; the stack refuses with the reason
+    assert stack[:2] == ("error", "StatusCode.UNIMPLEMENTED")
