@@ -8,8 +8,8 @@ entrypoint and command, and the environment, that Compose computed, with only th
 
 - each service name (and network alias) stands for a loopback address of its own (etcd 127.0.0.2, nats 127.0.0.3,
   frontend 127.0.0.4, worker replicas 127.0.0.5 and .6, prometheus 127.0.0.7, tls-proxy 127.0.0.8, locust 127.0.0.9,
-  locust-worker 127.0.0.10; services not started here from 127.0.0.50 up, where nothing listens), so the container
-  ports stay as they are; 0.0.0.0, 127.0.0.1 and localhost in a service's own command, environment and configuration
+  locust-worker 127.0.0.10, control 127.0.0.11; services not started here from 127.0.0.50 up, where nothing
+  listens), so the container ports stay as they are; 0.0.0.0, 127.0.0.1 and localhost in a service's own command, environment and configuration
   become its address, as inside its container;
 - DYN_TCP_RPC_HOST is set to the replica's address (in a container, Dynamo picks the container's address itself);
 - the program: etcd, nats-server, prometheus, nginx, wget are Debian's; python and triton-dynamo come from this
@@ -57,7 +57,7 @@ SERVICES_DIR = REPO_ROOT / "services"
 VENV_BIN = Path(sys.executable).parent
 
 # The services started here, in their compose files (locust and locust-worker: profile `load`), and the replicas.
-CORE_SERVICES = ("etcd", "nats", "frontend", "worker", "tls-proxy", "locust", "locust-worker")
+CORE_SERVICES = ("etcd", "nats", "frontend", "worker", "control", "tls-proxy", "locust", "locust-worker")
 WORKER_REPLICAS = 2
 ADDRESSES = {
     "etcd": ["127.0.0.2"],
@@ -68,6 +68,7 @@ ADDRESSES = {
     "tls-proxy": ["127.0.0.8"],
     "locust": ["127.0.0.9"],
     "locust-worker": ["127.0.0.10"],
+    "control": ["127.0.0.11"],
 }
 UNUSED_BASE = 50  # services not started here: 127.0.0.50 and up, where nothing listens
 
@@ -562,6 +563,7 @@ class Run:
         self.check("etcd_and_nats_healthy", lambda: self.start_and_wait(["etcd", "nats"]))
         self.check("prometheus_healthy", lambda: self.start_and_wait(["prometheus"]))
         self.check("frontend_and_workers_healthy", lambda: self.start_and_wait(["frontend", "worker"]))
+        self.check("control_healthy", lambda: self.start_and_wait(["control"]))
         self.check("tls_proxy_healthy", lambda: self.start_and_wait(["tls-proxy"]))
         self.check("locust_started", lambda: self.start_and_wait(["locust"]))
         self.check("locust_worker_started", lambda: self.start_and_wait(["locust-worker"]))
@@ -571,7 +573,9 @@ class Run:
         # the container ports, as the compose file gives them
         grpc_port = flag_value(self.replica("frontend").spec["command"], "--http-port")
         metrics_port = flag_value(self.replica("worker-1").spec["command"], "--metrics-port")
-        proxy_port = self.replica("tls-proxy").spec["ports"][0]["target"]
+        proxy_ports = {p["published"]: p["target"] for p in self.replica("tls-proxy").spec["ports"]}
+        proxy_port = next(t for t in proxy_ports.values() if t == 8443)
+        plaintext_port = next(t for t in proxy_ports.values() if t != 8443)
         prometheus_port = flag_value(self.replica("prometheus").spec["command"], "--web.listen-address").rsplit(":")[-1]
         frontend = f"{addresses['frontend'][0]}:{grpc_port}"
         proxy = f"{addresses['tls-proxy'][0]}:{proxy_port}"
@@ -627,6 +631,30 @@ class Run:
                 tls.close()
 
         self.check("tls_proxy", through_tls)
+
+        def every_rpc_on_one_port() -> dict[str, Any]:
+            """Through the proxy's plaintext port: inference to the frontend, the rest to the control service, and
+            a model unloaded and loaded again on both workers; over TLS, the same routing."""
+            plain = grpc_client(f"{addresses['tls-proxy'][0]}:{plaintext_port}")
+            tls = grpc_client(proxy, cert)
+            try:
+                seen: dict[str, Any] = {"identity": infer_identity(plain, [7])}
+                seen["server"] = plain.get_server_metadata(as_json=True)["name"].split("/")[0]
+                seen["tls_server"] = tls.get_server_metadata(as_json=True)["name"].split("/")[0]
+                plain.unload_model("string_ops")
+                index = {m["name"]: m for m in plain.get_model_repository_index(as_json=True)["models"]}
+                seen["unloaded"] = [index["string_ops"].get("state"), index["string_ops"].get("reason")]
+                seen["ready_after_unload"] = plain.is_model_ready("string_ops")
+                tls.load_model("string_ops")
+                seen["ready_after_load"] = plain.is_model_ready("string_ops")
+                stats = tls.get_inference_statistics("identity", as_json=True)["model_stats"][0]
+                seen["identity_successes"] = int(stats["inference_stats"]["success"]["count"])
+                return seen
+            finally:
+                plain.close()
+                tls.close()
+
+        self.check("one_port", every_rpc_on_one_port)
 
         def plaintext_to_tls_port() -> str:
             # the port is open (TLS answered above), yet a plaintext gRPC client gets no answer
@@ -715,7 +743,7 @@ class Run:
     def tear_down(self) -> None:
         codes, seconds = {}, {}
         # Compose stops dependents first: the proxy, the workers (they drain), the frontend, then the rest.
-        order = ["locust-worker", "locust", "tls-proxy", "prometheus", "worker", "frontend", "nats", "etcd"]
+        order = ["locust-worker", "locust", "tls-proxy", "prometheus", "control", "worker", "frontend", "nats", "etcd"]
         for service in order:
             for r in (r for r in self.replicas if r.service == service):
                 started = time.monotonic()

@@ -17,6 +17,7 @@ pytestmark = pytest.mark.timeout(300)
     [
         "etcd_and_nats_healthy",
         "frontend_and_workers_healthy",
+        "control_healthy",
         "tls_proxy_healthy",
         "prometheus_healthy",
         "locust_started",
@@ -29,7 +30,8 @@ def test_services_become_healthy_in_compose_order(local_run: dict[str, Any], che
 
 def test_every_service_ran_its_compose_healthcheck(local_run: dict[str, Any]) -> None:
     check_passed(local_run, "frontend_and_workers_healthy")
-    expected = {"etcd", "nats", "frontend", "worker-1", "worker-2", "tls-proxy", "prometheus"}  # locust has none
+    # locust has none
+    expected = {"etcd", "nats", "frontend", "worker-1", "worker-2", "control", "tls-proxy", "prometheus"}
     assert set(local_run["healthy"]) == expected
     notes = {n: s["healthcheck_note"] for n, s in local_run["services"].items() if s.get("healthcheck_note")}
     # Only etcd's healthcheck may be stood in for (etcdctl is Debian's etcd-client, not installed by default).
@@ -52,6 +54,15 @@ def test_requests_reach_both_worker_replicas(local_run: dict[str, Any]) -> None:
     served = check_passed(local_run, "both_workers_serve")
     assert set(served) == {"worker-1", "worker-2"}
     assert all(count > 0 for count in served.values()), served
+
+
+def test_every_triton_rpc_on_the_proxys_one_port_plaintext_and_tls(local_run: dict[str, Any]) -> None:
+    seen = check_passed(local_run, "one_port")
+    assert seen["identity"] == [7]
+    assert seen["server"] == seen["tls_server"] == "triton-dynamo"  # the control service answered, through nginx
+    assert seen["unloaded"] == ["UNAVAILABLE", "unloaded"] and seen["ready_after_unload"] is False
+    assert seen["ready_after_load"] is True
+    assert seen["identity_successes"] > 0
 
 
 def test_prometheus_scrapes_the_stack(local_run: dict[str, Any]) -> None:

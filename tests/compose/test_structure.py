@@ -16,6 +16,7 @@ import yaml
 from triton_dynamo.loadgen.config import LoadConfig
 from triton_dynamo.stack import launcher
 from triton_dynamo.stack.config import StackConfig
+from triton_dynamo.stack.proxy import CONTROL_METHODS
 from triton_dynamo.worker.config import MAX_SYSTEM_PORT, WorkerConfig
 
 from .tools import CORE, CPU, MULTIGPU, OBSERVABILITY, REPO_ROOT, read_dotenv
@@ -303,6 +304,7 @@ def _listening_ports(config: dict[str, Any]) -> dict[str, set[int]]:
     reader = otel["service"]["telemetry"]["metrics"]["readers"][0]["pull"]["exporter"]["prometheus"]
     ports = {
         "frontend": {int(argument(s["frontend"]["command"], f)) for f in ("--http-port", "--grpc-metrics-port")},
+        "control": {int(argument(s["control"]["command"], "--port"))},
         "worker": {int(argument(s["worker"]["command"], f)) for f in ("--system-port", "--metrics-port")},
         "etcd": {urlsplit(u).port for u in etcd["listen-client-urls"].split(",")},
         "nats": {int(p) for p in re.findall(r"^(?:listen|http):\s*\S+:(\d+)", nats, re.MULTILINE)},
@@ -343,8 +345,11 @@ def test_dotenv_agrees_with_the_code_defaults(configs) -> None:
     worker = WorkerConfig.from_args(repository, env={})
     s = services(configs[GPU_STACK])
     frontend, worker_command = s["frontend"]["command"], s["worker"]["command"]
-    # the host sees the frontend on the ports of `triton-dynamo up`; so does the container
-    assert int(ENV["FRONTEND_GRPC_PORT"]) == stack.grpc_port == int(argument(frontend, "--http-port"))
+    # the host sees the one port and the frontend's own on the ports of `triton-dynamo up`; the frontend's container
+    # listens where the proxy of `up` does
+    assert int(ENV["GRPC_PORT"]) == stack.grpc_port == int(argument(frontend, "--http-port"))
+    assert int(ENV["FRONTEND_GRPC_PORT"]) == stack.frontend_port
+    assert int(argument(s["control"]["command"], "--port")) == stack.control_port
     assert int(ENV["FRONTEND_METRICS_PORT"]) == stack.metrics_port == int(argument(frontend, "--grpc-metrics-port"))
     assert ENV["FRONTEND_GRPC_ADDRESS"] == f"frontend:{stack.grpc_port}"
     assert ENV["ROUTER_MODE"] == stack.router_mode
@@ -360,6 +365,12 @@ def test_dotenv_agrees_with_the_code_defaults(configs) -> None:
     assert int(ENV["WORKER_MAX_INFLIGHT"]) == worker.max_inflight
     # the load generator's client metrics port
     assert int(argument(s["locust"]["command"], "--client-metrics-port")) == LoadConfig().metrics_port
+
+
+def test_the_proxy_routes_the_methods_up_routes_to_the_control_service() -> None:
+    nginx = (REPO_ROOT / "services/nginx/nginx.conf").read_text()
+    routed = re.findall(r"location ~ \^/inference\\\.GRPCInferenceService/\(([^)]*)\)\$ \{\s*set \$control", nginx)
+    assert routed and routed[0].split("|") == list(CONTROL_METHODS)
 
 
 def test_dotenv_addresses_point_at_services_that_listen_there(configs) -> None:
