@@ -4,11 +4,14 @@ worker, with tritonclient as a Triton user calls them."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import urllib.request
 
 import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
+from tritonclient.grpc import service_pb2
 from tritonclient.utils import InferenceServerException
 
 from triton_dynamo.client.kserve import to_infer_inputs
@@ -200,3 +203,36 @@ def test_log_settings_are_read_and_changed_on_every_worker(control: grpcclient.I
         control.update_log_settings({"log_verbose_level": 1})
     assert info.value.status() == "StatusCode.FAILED_PRECONDITION"
     assert "start the workers with --log-verbose" in info.value.message()
+
+
+def run_models(*args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "triton_dynamo", "models", *args], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_models_lists_the_repository_with_each_models_state(stack: StackProcess) -> None:
+    url = stack.grpc_url if stack.proxied else stack.control_url
+    rows = [line.split() for line in run_models("--url", url).splitlines()[1:]]
+    assert [(r[0], r[1], r[2]) for r in rows] == [(name, "1", "READY") for name in SAMPLE_MODELS]
+    assert "INPUT0 INT32 [-1]" in run_models("--url", url)
+    # the frontend's own port has no control RPCs: the models it routes, from its metrics port
+    own = run_models(
+        "--url",
+        f"127.0.0.1:{stack.frontend_port or stack.grpc_port}",
+        "--metrics-url",
+        f"http://127.0.0.1:{stack.metrics_port}",
+    )
+    if stack.proxied:
+        assert own.startswith("(no control RPCs at")
+        assert {line.split()[0] for line in own.splitlines()[2:]} == set(SAMPLE_MODELS)
+
+
+def test_models_rpcs_names_who_answers_every_rpc_of_tritons_service() -> None:
+    table = run_models("--rpcs")
+    rows = {line.split()[0]: line for line in table.splitlines()[1:]}
+    assert len(rows) == len(service_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"].methods)
+    assert "frontend" in rows["ModelInfer"] and "control service" in rows["RepositoryModelLoad"]
+    assert "refused" in rows["CudaSharedMemoryRegister"]

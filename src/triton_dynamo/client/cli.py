@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..errors import InvalidInput
+from ..stack.proxy import rpc_routes
 from .inputs import parse_input, synthesize_inputs
 from .kserve import KServeClient, list_models
 
@@ -24,23 +25,42 @@ def _url_options(parser: argparse.ArgumentParser) -> None:
 
 
 def models(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(prog="triton-dynamo models", description="Models served through the frontend.")
+    parser = argparse.ArgumentParser(
+        prog="triton-dynamo models",
+        description="The models of the stack's repository with their state on the workers (where the control RPCs "
+        "answer at --url), else the models the frontend serves; with --rpcs, every Triton RPC and who answers it.",
+    )
     _url_options(parser)
     parser.add_argument(
         "--metrics-url",
         default=os.environ.get("TRITON_DYNAMO_METRICS_URL"),
-        help="the frontend's metrics address, which lists models (env TRITON_DYNAMO_METRICS_URL; "
-        "default: the --url host on port 8002)",
+        help="the frontend's metrics address, which lists models where the control RPCs do not answer "
+        "(env TRITON_DYNAMO_METRICS_URL; default: the --url host on port 8002)",
     )
+    parser.add_argument("--rpcs", action="store_true", help="print every RPC of Triton's gRPC service and who answers")
     args = parser.parse_args(argv)
+    if args.rpcs:
+        print(f"{'RPC':<30} {'ANSWERED BY':<16} NOTE")
+        for method, answered_by, note in rpc_routes():
+            print(f"{method:<30} {answered_by:<16} {note}")
+        return 0
     metrics_url = args.metrics_url or f"http://{args.url.rsplit(':', 1)[0]}:8002"
     with KServeClient(args.url) as client:
-        names = list_models(metrics_url)
-        print(f"{'MODEL':<24} {'READY':<6} {'INPUTS'}")
-        for name in names:
-            ready = client.model_ready(name)
-            inputs = ", ".join(f"{i['name']} {i['datatype']} {i['shape']}" for i in client.metadata(name)["inputs"])
-            print(f"{name:<24} {'yes' if ready else 'no':<6} {inputs}")
+        index = client.repository_index()
+        if index is None:  # the frontend's own port: no control RPCs
+            index = [{"name": name} for name in list_models(metrics_url)]
+            print(f"(no control RPCs at {args.url}: the models the frontend routes, without their state)")
+        print(f"{'MODEL':<24} {'VERSION':<8} {'STATE':<12} {'INPUTS':<40} REASON")
+        for entry in index:
+            name = entry["name"]
+            state = entry.get("state") or ("READY" if client.model_ready(name) else "")
+            inputs = ""
+            if state == "READY":
+                metadata = client.metadata(name)
+                inputs = ", ".join(
+                    f"{i['name']} {i['datatype']} {[int(d) for d in i['shape']]}" for i in metadata["inputs"]
+                )
+            print(f"{name:<24} {entry.get('version', ''):<8} {state or '-':<12} {inputs:<40} {entry.get('reason', '')}")
     return 0
 
 

@@ -51,14 +51,27 @@ class KServeClient:
         try:
             return fn(*args, **kwargs)
         except InferenceServerException as exc:
-            status = exc.status() or ""
-            code = Status.NOT_FOUND if "NOT_FOUND" in status else Status.UNAVAILABLE
-            if "UNAVAILABLE" not in status and "NOT_FOUND" not in status:
-                code = Status.INTERNAL
-            raise TritonDynamoError(f"{self.url}: {exc.message()}", status=code) from None
+            raise self._error(exc) from None
+
+    def _error(self, exc: InferenceServerException) -> TritonDynamoError:
+        status = exc.status() or ""
+        code = Status.NOT_FOUND if "NOT_FOUND" in status else Status.UNAVAILABLE
+        if "UNAVAILABLE" not in status and "NOT_FOUND" not in status:
+            code = Status.INTERNAL
+        return TritonDynamoError(f"{self.url}: {exc.message()}", status=code)
 
     def live(self) -> bool:
         return self._call(self.client.is_server_live)
+
+    def repository_index(self) -> list[dict] | None:
+        """Every model of the repository with its state (Triton's RepositoryIndex), or None where that RPC is not
+        answered (Dynamo's frontend's own port)."""
+        try:
+            return self.client.get_model_repository_index(as_json=True).get("models", [])
+        except InferenceServerException as exc:
+            if "UNIMPLEMENTED" in (exc.status() or ""):
+                return None
+            raise self._error(exc) from None
 
     def model_ready(self, model: str) -> bool:
         return self._call(self.client.is_model_ready, model)

@@ -37,6 +37,44 @@ CONTROL_METHODS = (
 )
 
 
+# What a client gets from the RPCs that are not simply served: the reason is in each answer.
+RPC_NOTES = {
+    "ModelInfer": "no Python process in its path",
+    "ModelStreamInfer": "no Python process in its path",
+    "ModelReady": "Triton's answer per version; the frontend's own port says ready for any version",
+    "ModelMetadata": "Triton's answer; the frontend's own port keeps a model's first config after a reload",
+    "ModelConfig": "Triton's answer; the frontend's own port keeps a model's first config after a reload",
+    "ModelStatistics": "summed over every worker",
+    "RepositoryIndex": "merged: a model ready on some workers says which are not, and why",
+    "RepositoryModelLoad": "on every worker; kept for workers that start later; no file: overrides",
+    "RepositoryModelUnload": "on every worker, after the frontend stops routing the model",
+    "TraceSetting": "which requests carry Triton's timestamps (spans, per-phase metrics)",
+    "LogSettings": "Triton's logger in every worker; log_verbose_level above 0 refused at run time",
+    **{
+        f"{kind}SharedMemory{op}": "refused (UNIMPLEMENTED): the workers run in other processes and hosts"
+        for kind in ("System", "Cuda")
+        for op in ("Status", "Register", "Unregister")
+    },
+}
+
+
+def rpc_routes() -> list[tuple[str, str, str]]:
+    """Every RPC of ``inference.GRPCInferenceService`` (from Triton's own service descriptor): (method, who answers
+    it, note), in the descriptor's order.
+
+    Example:
+        >>> ("ModelInfer", "frontend", "no Python process in its path") in rpc_routes()
+        True
+    """
+    from tritonclient.grpc import service_pb2
+
+    service = service_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"]
+    return [
+        (m.name, "control service" if m.name in CONTROL_METHODS else "frontend", RPC_NOTES.get(m.name, ""))
+        for m in service.methods
+    ]
+
+
 def find_nginx() -> str | None:
     """The ``nginx`` binary on this machine (PATH, else Debian's /usr/sbin), or None when not installed."""
     found = shutil.which("nginx")
