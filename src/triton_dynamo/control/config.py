@@ -80,6 +80,6 @@ class ControlConfig:
 
 
 _DESCRIPTION = (
-    "Answer the Triton gRPC RPCs that Dynamo's frontend does not (server metadata, statistics, repository index) "
-    "by asking every worker."
+    "Answer Triton's gRPC RPCs beyond inference (statistics, repository control, model metadata, trace and log "
+    "settings) by asking every worker."
 )

@@ -59,8 +59,8 @@ class StackConfig:
         8003,
         flag="--control-port",
         env="TRITON_DYNAMO_CONTROL_PORT",
-        help="gRPC port of the Triton RPCs the frontend does not answer (server metadata, statistics, repository "
-        "index), served by the control service for every worker",
+        help="gRPC port of Triton's RPCs beyond inference (statistics, repository control, model metadata, trace and "
+        "log settings), served by the control service for every worker",
     )
     worker_system_port: int = setting(
         8100,

@@ -248,7 +248,8 @@ def ready_line(config: StackConfig, models: list[str], state_dir: Path, proxied:
     if proxied:
         control = f"every Triton RPC there (inference alone also at {config.host}:{config.frontend_port})"
     else:
-        control = f"server metadata, statistics and repository index at {config.control_url} (no nginx here: "
+        control = f"the other Triton RPCs (statistics, repository control, ...) at {config.control_url} "
+        control += "(no nginx here: "
         control += "install it for one port)" if config.proxy == "auto" else "--proxy none)"
     return (
         f"triton-dynamo ready: KServe v2 gRPC at {config.grpc_url} with {config.workers} worker(s) serving "
