@@ -9,8 +9,8 @@ entrypoint and command, and the environment, that Compose computed, with only th
 - each service name (and network alias) stands for a loopback address of its own (etcd 127.0.0.2, nats 127.0.0.3,
   frontend 127.0.0.4, worker replicas 127.0.0.5 and .6, prometheus 127.0.0.7, tls-proxy 127.0.0.8, locust 127.0.0.9,
   locust-worker 127.0.0.10, control 127.0.0.11; services not started here from 127.0.0.50 up, where nothing
-  listens), so the container ports stay as they are; 0.0.0.0, 127.0.0.1 and localhost in a service's own command, environment and configuration
-  become its address, as inside its container;
+  listens), so the container ports stay as they are; 0.0.0.0, 127.0.0.1 and localhost in a service's own command,
+  environment and configuration become its address, as inside its container;
 - DYN_TCP_RPC_HOST is set to the replica's address (in a container, Dynamo picks the container's address itself);
 - the program: etcd, nats-server, prometheus, nginx, wget are Debian's; python and triton-dynamo come from this
   repository's virtual environment (which, as the images' /opt/venv, goes first on PATH);

@@ -44,3 +44,14 @@ async def test_refusals_are_data_with_tritons_status(
     answered = await answer(triton_server, request_)
     assert answered["error"]["status"] == status, answered
     assert words in answered["error"]["message"], answered
+
+
+async def test_a_defect_in_an_operation_is_an_internal_error_as_data(triton_server: Server) -> None:
+    class Broken:
+        registered: set[str] = set()
+
+        async def load_model(self, name: str, config: str | None = None) -> dict:
+            raise KeyError("boom")
+
+    [answered] = [a async for a in ControlHandler(triton_server, models=Broken()).generate({"op": "load", "name": "x"})]
+    assert answered == {"error": {"status": "INTERNAL", "message": "KeyError: 'boom'"}}

@@ -26,7 +26,7 @@ CONTROL_ENDPOINT = "control"
 
 def control_endpoint_path(namespace: str, component: str) -> str:
     """The one endpoint that every worker of ``namespace.component`` serves, each as an instance of its own (model
-    endpoints are per worker: see :func:`triton_dynamo.worker.service.endpoint_slug`)."""
+    endpoints are per worker: see :func:`triton_dynamo.worker.served.endpoint_slug`)."""
     return f"{namespace}.{component}.{CONTROL_ENDPOINT}"
 
 
@@ -106,6 +106,9 @@ class ControlHandler:
         except TritonDynamoError as exc:
             logger.info("control %r refused: %s", op, exc)
             return {"error": {"status": STATUS_TABLE[exc.status][0], "message": exc.message}}
+        except Exception as exc:  # a defect here: the control service names it rather than "no answer"
+            logger.exception("control %r failed", op)
+            return {"error": {"status": "INTERNAL", "message": f"{type(exc).__name__}: {exc}"}}
 
 
 _NO_TRACES = TraceSettings(trace_level=("OFF",))

@@ -18,44 +18,27 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import hashlib
 import json
 import logging
 import os
-import re
 import signal
 import time
 from pathlib import Path
-from typing import Any
 
-from ..errors import ConfigurationError, Status, TritonDynamoError
+from ..errors import ConfigurationError, TritonDynamoError
 from ..telemetry.metrics import WorkerMetrics, fetch_url, scrape_registry, serve_metrics
 from ..telemetry.observer import RequestTelemetry
 from ..telemetry.tracing import dynamo_exports_traces, make_tracer
-from ..triton import Options, Server
+from ..triton import Model, Options, Server
 from .config import WorkerConfig
 from .control import ControlHandler, control_endpoint_path
 from .handler import Admission, ModelHandler, RequestObserver
-from .model_set import Change, ModelSet, model_set_store
-from .schema import ModelSchema, queue_policy_limits
+from .model_set import ModelSet, model_set_store
+from .schema import ModelSchema
+from .served import SETTLE_S, ServedModels, endpoint_slug
 from .trace_settings import TracePolicy, TraceSettings
 
 logger = logging.getLogger(__name__)
-
-# After unregistering, the frontend may still route a request or two that it picked before it saw the change.
-_SETTLE_S = 1.0
-
-
-def endpoint_slug(model_name: str) -> str:
-    """A Dynamo-safe endpoint name for a Triton model name (``[a-z0-9_-]``), with a short hash so that no endpoint
-    name is a prefix of another (discovery looks endpoints up by key prefix).
-
-    Example:
-        >>> endpoint_slug("Add.Sub")
-        'add_sub_8504e189'
-    """
-    safe = re.sub(r"[^a-z0-9_-]", "_", model_name.lower())
-    return f"{safe}_{hashlib.sha256(model_name.encode()).hexdigest()[:8]}"
 
 
 class Worker:
@@ -73,14 +56,11 @@ class Worker:
         self.tracing = TracePolicy(TraceSettings(trace_level=("TIMESTAMPS",) if traced else ("OFF",), trace_rate=1))
         self.server: Server | None = None
         self.runtime = None
-        self.endpoints: dict[str, Any] = {}  # model name -> its Dynamo endpoint, served until the runtime stops
-        self.registered: set[str] = set()  # the models the frontend routes here
-        self.handlers: dict[str, ModelHandler] = {}
+        self.models: ServedModels | None = None
         self.model_set = model_set_store(config.discovery_backend, config.namespace, config.component)
-        self._applied = ModelSet()  # the fleet's changes this worker has applied
+        self._applied = ModelSet()  # the fleet's changes applied at start
         self._serving: list[asyncio.Future] = []
         self._failure: BaseException | None = None
-        self._model_lock = asyncio.Lock()  # one load or unload at a time
         self._stopping = asyncio.Event()
 
     async def run(self) -> None:
@@ -106,14 +86,26 @@ class Worker:
                 self.observer.tracer = make_tracer("triton-dynamo-worker")
             models = self._servable_models()
             self._export_metrics(models)
+            self.models = ServedModels(
+                self.config,
+                runtime=self.runtime,
+                server=self.server,
+                instance_id=self.instance_id,
+                make_handler=self._make_handler,
+                metrics=self.metrics,
+                watch=self._watch,
+                on_change=lambda: self._write_ready_file(sorted(self.models.registered)),
+                stopping=self._stopping,
+                applied=self._applied,
+            )
             # One model at a time: each step waits on discovery, and Dynamo's runtime (2 threads on 2 cores) stopped
             # making progress when seven of those waits ran at once.
             for name in models:
-                await self._publish(name)
+                await self.models.publish(name)
             await self._serve_control()
-            await self._catch_up()
-            logger.info("all %d model(s) registered", len(self.registered))
-            self._write_ready_file(sorted(self.registered))
+            await self.models.catch_up(self.model_set)
+            logger.info("all %d model(s) registered", len(self.models.registered))
+            self._write_ready_file(sorted(self.models.registered))
             # What starting built (Dynamo, Triton's binding, the schemas: ~74 000 objects) lives as long as the
             # process: out of the collector's sight, a full collection no longer stalls the event loop for 25-44 ms
             # about every 15 s under load (measured at 16 elements, 2100-3000 req/s).
@@ -222,50 +214,8 @@ class Worker:
                 host=os.environ.get("DYN_SYSTEM_HOST", "0.0.0.0"),
             )
 
-    async def _publish(self, model_name: str) -> None:
-        """Serve the model's endpoint (once per process) and register the model with Dynamo."""
-        model = self.server.model(model_name)
-        config = model.config()
-        schema = ModelSchema.from_config(config)
-        if limits := queue_policy_limits(config):
-            logger.warning(
-                "model %r limits Triton's queue (%s): in Triton 24.03 and later a full queue can leave every instance "
-                "of it idle for up to 500 ms; bound the backlog with --max-inflight instead (see the README)",
-                model_name,
-                ", ".join(limits),
-            )
-        handler = self.handlers.get(model_name)
-        if handler is not None:
-            if handler.schema.decoupled != schema.decoupled:
-                # The endpoint serves one way (push, or pull for decoupled models) from its first load on.
-                raise TritonDynamoError(
-                    f"model {model_name!r} was reloaded as {'' if schema.decoupled else 'not '}decoupled; this "
-                    "worker serves it as it first loaded until it restarts",
-                    status=Status.FAILED_PRECONDITION,
-                )
-            handler.schema = schema
-        else:
-            handler = await self._serve_model(model, schema)
-        self.metrics.declare(model_name)
-        endpoint = self.endpoints[model_name]
-        if model_name in self.registered:
-            await self._withdraw(model_name, settle=False)
-        tensor_config = {"name": "", "inputs": [], "outputs": [], "triton_model_config": model.config_protobuf()}
-        from dynamo.llm import ModelInput, ModelType, WorkerType, register_model
-
-        await register_model(
-            ModelInput.Tensor,
-            ModelType.TensorBased,
-            endpoint,
-            model_name,
-            worker_type=WorkerType.Aggregated,
-            tensor_model_config=tensor_config,
-        )
-        self.registered.add(model_name)
-        logger.info("model %r registered", model_name)
-
-    async def _serve_model(self, model, schema: ModelSchema) -> ModelHandler:
-        handler = ModelHandler(
+    def _make_handler(self, model: Model, schema: ModelSchema) -> ModelHandler:
+        return ModelHandler(
             model,
             schema,
             admission=self.admission,
@@ -274,37 +224,6 @@ class Worker:
             observer=self.observer,
             tracing=self.tracing,
         )
-        self.handlers[model.name] = handler
-        # A component of its own per worker process: each worker is then a worker set of its own for the frontend,
-        # which lets a draining worker withdraw its models while staying reachable (see _drain).
-        path = f"{self.config.namespace}.{self.config.component}-{self.instance_id:x}.{endpoint_slug(model.name)}"
-        endpoint = self.runtime.endpoint(path)
-        self.endpoints[model.name] = endpoint
-        self._watch(
-            endpoint.serve_endpoint(  # a future, not a coroutine
-                handler.endpoint_handler,
-                graceful_shutdown=True,
-                metrics_labels=[("model", model.name)],
-                health_check_payload=handler.health_check_payload(),
-            )
-        )
-        # Publish the model only once this instance is discoverable. The other order (Dynamo's own) makes the
-        # frontend wait for instances when it sees the model; in etcd + NATS mode with several workers starting at
-        # once, those waits took every thread of its runtime and it stopped answering for good.
-        client = await endpoint.client()
-        await asyncio.wait_for(client.wait_for_instances(), timeout=60)
-        logger.info("model %r served at %s", model.name, path)
-        return handler
-
-    async def _withdraw(self, model_name: str, *, settle: bool = True) -> None:
-        """Stop the frontend routing the model here; requests it picked just before still arrive and are served."""
-        from dynamo.llm import unregister_model
-
-        self.registered.discard(model_name)
-        await unregister_model(self.endpoints[model_name])
-        if settle:
-            await asyncio.sleep(_SETTLE_S)
-        logger.info("model %r withdrawn", model_name)
 
     def _watch(self, serving) -> None:
         """Keep a serving future; one that fails stops the worker with its error."""
@@ -318,72 +237,12 @@ class Worker:
 
         future.add_done_callback(done)
 
-    # the fleet's model control (through the control endpoint) ---------------------------------------------------------
-
-    async def load_model(self, name: str, config: str | None = None) -> dict[str, Any]:
-        """Triton's RepositoryModelLoad on this worker: (re)load, then serve and register the model; its index entry
-        is the answer. Triton's refusal raises with Triton's status and message."""
-        async with self._model_lock:
-            self._refuse_when_stopping()
-            await asyncio.to_thread(self.server.load, name, config=config)
-            await self._publish(name)
-            self._applied = self._applied.with_change(name, Change("loaded", config))
-            await self._withdraw_unready()
-            self._write_ready_file(sorted(self.registered))
-            return self._index_entry(name)
-
-    async def unload_model(self, name: str, unload_dependents: bool = False) -> dict[str, Any]:
-        """Triton's RepositoryModelUnload on this worker: withdraw the model, let requests in flight finish, unload."""
-        async with self._model_lock:
-            self._refuse_when_stopping()
-            if name in self.registered:
-                await self._withdraw(name)
-            await asyncio.to_thread(
-                self.server.unload,
-                name,
-                unload_dependents=unload_dependents,
-                timeout_s=max(self.config.grace_period_s, 1.0),
-            )
-            self._applied = self._applied.with_change(name, Change("unloaded"))
-            await self._withdraw_unready()
-            self._write_ready_file(sorted(self.registered))
-            return self._index_entry(name)
-
-    def _refuse_when_stopping(self) -> None:
-        if self._stopping.is_set():
-            raise TritonDynamoError("this worker is stopping", status=Status.UNAVAILABLE)
-
-    async def _withdraw_unready(self) -> None:
-        """Withdraw what Triton no longer serves (the models of an ensemble unloaded with it, or a failed reload)."""
-        ready = {e["name"] for e in self.server.model_index(ready_only=True)}
-        for name in sorted(self.registered - ready):
-            await self._withdraw(name, settle=False)
-
-    def _index_entry(self, name: str) -> dict[str, Any]:
-        entries = [e for e in self.server.model_index() if e["name"] == name]
-        return entries[0] if entries else {"name": name, "state": "UNAVAILABLE", "reason": "unloaded"}
-
-    async def _catch_up(self) -> None:
-        """Apply what the fleet changed while this worker started, before the control service could reach it."""
-        latest = await asyncio.to_thread(self.model_set.read)
-        for name, change in sorted(latest.changes.items()):
-            if self._applied.changes.get(name) == change:
-                continue
-            logger.info("applying the fleet's change of model %r made while starting: %s", name, change.state)
-            try:
-                if change.state == "loaded":
-                    await self.load_model(name, change.config)
-                else:
-                    await self.unload_model(name)
-            except TritonDynamoError as exc:
-                logger.error("model %r: %s", name, exc)
-
     async def _serve_control(self) -> None:
         """Serve this worker's instance of the control endpoint (statistics, repository index, server metadata, loads
         and unloads for the control service); it stays in discovery until the runtime shuts down, past the drain."""
         path = control_endpoint_path(self.config.namespace, self.config.component)
         endpoint = self.runtime.endpoint(path)
-        handler = ControlHandler(self.server, models=self, tracing=self.tracing)
+        handler = ControlHandler(self.server, models=self.models, tracing=self.tracing)
         self._watch(endpoint.serve_endpoint(handler.generate, graceful_shutdown=True))
         client = await endpoint.client()
         await asyncio.wait_for(client.wait_for_instances(), timeout=60)
@@ -399,12 +258,13 @@ class Worker:
         """
         from dynamo.llm import unregister_model
 
-        withdrawing = [self.endpoints[name] for name in sorted(self.registered)]
-        self.registered.clear()
+        models = self.models
+        withdrawing = [models.endpoints[name] for name in sorted(models.registered)]
+        models.registered.clear()
         logger.info("stopping: withdrawing %d model(s) from discovery", len(withdrawing))
         await self._each(withdrawing, unregister_model, "withdrawing a model")
         deadline = time.monotonic() + self.config.grace_period_s
-        await asyncio.sleep(min(_SETTLE_S, self.config.grace_period_s))
+        await asyncio.sleep(min(SETTLE_S, self.config.grace_period_s))
         while self.admission.inflight and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         if self.admission.inflight:
@@ -415,7 +275,9 @@ class Worker:
             )
         else:
             logger.info("all requests in flight finished")
-        await self._each(list(self.endpoints.values()), lambda e: e.unregister_endpoint_instance(), "leaving discovery")
+        await self._each(
+            list(models.endpoints.values()), lambda e: e.unregister_endpoint_instance(), "leaving discovery"
+        )
 
     @staticmethod
     async def _each(endpoints: list, action, what: str) -> None:
