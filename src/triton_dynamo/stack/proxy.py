@@ -49,7 +49,7 @@ RPC_NOTES = {
     "RepositoryModelLoad": "on every worker; kept for workers that start later; no file: overrides",
     "RepositoryModelUnload": "on every worker, after the frontend stops routing the model",
     "TraceSetting": "which requests carry Triton's timestamps (spans, per-phase metrics)",
-    "LogSettings": "Triton's logger in every worker; log_verbose_level above 0 refused at run time",
+    "LogSettings": "Triton's logger in every worker, at once",
     **{
         f"{kind}SharedMemory{op}": "refused (UNIMPLEMENTED): the workers run in other processes and hosts"
         for kind in ("System", "Cuda")

@@ -22,6 +22,7 @@
  * Plain C with no Python headers: it builds once for every Python version.
  */
 #include <dlfcn.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -447,4 +448,84 @@ TD_EXPORT int td_reals_from_list(PyObject* list, void* out, size_t count, int wi
       ((float*)out)[i] = (float)value;
   }
   return 0;
+}
+
+/*
+ * Triton's log, drained without Python. Triton writes each log line synchronously, under its logger's lock, into
+ * the pipe that Python reads (logs.py). A Python reader needs the GIL between two reads; a thread that holds the GIL
+ * and calls into Triton, which may log (TRITONSERVER_ServerInferAsync does, at verbose levels), then waits for the
+ * logger's lock while its holder waits for room in the full pipe, and the reader waits for the GIL: with verbose
+ * logging under load a worker hung for good. This thread moves the pipe's text into memory without Python, so a
+ * write never waits on Python; Python takes it with td_log_take, which blocks without the GIL (ctypes.CDLL). Past
+ * the buffer's capacity new text is dropped, and counted for Python to report.
+ */
+typedef struct {
+  int fd;
+  pthread_mutex_t lock;
+  pthread_cond_t ready;
+  char* ring;
+  size_t capacity, start, length;
+  uint64_t dropped;
+} td_log;
+
+static void* log_drain(void* arg) {
+  td_log* log = arg;
+  char chunk[65536];
+  for (;;) {
+    ssize_t n = read(log->fd, chunk, sizeof chunk);
+    if (n <= 0) {
+      if (n < 0 && errno != EINTR) usleep(1000); /* a read error would otherwise spin */
+      continue;
+    }
+    pthread_mutex_lock(&log->lock);
+    size_t keep = log->capacity - log->length;
+    if ((size_t)n < keep) keep = (size_t)n;
+    size_t end = (log->start + log->length) % log->capacity;
+    size_t first = keep < log->capacity - end ? keep : log->capacity - end;
+    memcpy(log->ring + end, chunk, first);
+    memcpy(log->ring, chunk + first, keep - first);
+    log->length += keep;
+    log->dropped += (uint64_t)n - keep;
+    pthread_cond_signal(&log->ready);
+    pthread_mutex_unlock(&log->lock);
+  }
+  return NULL;
+}
+
+/* Start draining pipe ``fd`` into a buffer of ``capacity`` bytes; NULL if a thread cannot be started. */
+TD_EXPORT td_log* td_log_start(int fd, size_t capacity) {
+  td_log* log = calloc(1, sizeof *log);
+  if (!log || !(log->ring = malloc(capacity))) {
+    free(log);
+    return NULL;
+  }
+  log->fd = fd;
+  log->capacity = capacity;
+  pthread_mutex_init(&log->lock, NULL);
+  pthread_cond_init(&log->ready, NULL);
+  pthread_t thread;
+  if (pthread_create(&thread, NULL, log_drain, log) != 0) {
+    free(log->ring);
+    free(log);
+    return NULL;
+  }
+  pthread_detach(thread);
+  return log;
+}
+
+/* Wait for text, then move up to ``size`` bytes of it to ``out``; ``*dropped`` gets the bytes dropped since the last
+ * call. Returns the bytes moved (0 when only a drop is reported). */
+TD_EXPORT size_t td_log_take(td_log* log, char* out, size_t size, uint64_t* dropped) {
+  pthread_mutex_lock(&log->lock);
+  while (log->length == 0 && log->dropped == 0) pthread_cond_wait(&log->ready, &log->lock);
+  size_t n = log->length < size ? log->length : size;
+  size_t first = n < log->capacity - log->start ? n : log->capacity - log->start;
+  memcpy(out, log->ring + log->start, first);
+  memcpy(out + first, log->ring, n - first);
+  log->start = (log->start + n) % log->capacity;
+  log->length -= n;
+  *dropped = log->dropped;
+  log->dropped = 0;
+  pthread_mutex_unlock(&log->lock);
+  return n;
 }

@@ -1,20 +1,24 @@
 """Triton's own log lines, routed into Python logging.
 
-Triton 2.51's C API has no log callback, but it can write its log to a file. We give it a named pipe, read that pipe
-on a daemon thread and turn each line into a record of the logger ``triton_dynamo.triton.tritonserver``, keeping
-Triton's level (I, W, E, V as INFO, WARNING, ERROR, DEBUG) and its source file and line. Triton's logger is one per
-process, so the pipe and its reader are too.
+Triton 2.51's C API has no log callback, but it can write its log to a file. We give it a named pipe, drain that
+pipe on a thread of the shim (no Python, so Triton never waits for the GIL), and on a daemon thread turn each line
+into a record of the logger ``triton_dynamo.triton.tritonserver``, keeping Triton's level (I, W, E, V as INFO,
+WARNING, ERROR, DEBUG) and its source file and line. Triton's logger is one per process, so the pipe and its reader
+are too.
 """
 
 from __future__ import annotations
 
+import codecs
 import contextlib
+import ctypes
 import json
 import logging
 import os
 import re
 import tempfile
 import threading
+from collections.abc import Iterator
 from ctypes import byref, c_void_p
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -25,6 +29,10 @@ from .errors import TritonError
 from .locate import has_nvidia_gpu
 
 logger = logging.getLogger(__name__)
+
+# Triton's text waiting for Python, at most; more is dropped (and reported) rather than let Triton wait.
+LOG_BUFFER_BYTES = 64 << 20
+_CHUNK_BYTES = 1 << 16
 triton_logger = logging.getLogger(__name__.rsplit(".", 1)[0] + ".tritonserver")
 
 # I1124 17:24:55.459293 2685 grpc_server.cc:2558] "Started GRPCInferenceService at 0.0.0.0:18001"
@@ -65,7 +73,12 @@ def parse_line(line: str, previous_level: int = logging.INFO) -> tuple[int, str,
 
 
 class _LogPump:
-    """The process's one pipe from Triton's logger into :data:`triton_logger`."""
+    """The process's one pipe from Triton's logger into :data:`triton_logger`.
+
+    The pipe is drained by a C thread of the shim (``td_log_start``), never by Python: a Python reader needs the GIL
+    between two reads, and a thread holding the GIL while Triton logs (under its logger's lock) into a full pipe hung
+    the process for good. This thread takes the text from the shim's buffer, waiting without the GIL.
+    """
 
     def __init__(self) -> None:
         folder = Path(tempfile.mkdtemp(prefix="triton-dynamo-log-"))
@@ -73,15 +86,35 @@ class _LogPump:
         os.mkfifo(self.path, 0o600)
         # Read and write: never blocks on open, and never sees end-of-file while Triton reopens the pipe.
         self._fd = os.open(self.path, os.O_RDWR)
+        shim = ctypes.CDLL(str(C.shim_path()))  # CDLL: td_log_take blocks with the GIL released
+        shim.td_log_start.restype = ctypes.c_void_p
+        shim.td_log_start.argtypes = (ctypes.c_int, ctypes.c_size_t)
+        self._take = shim.td_log_take
+        self._take.restype = ctypes.c_size_t
+        self._take.argtypes = (ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_uint64))
+        self._log = shim.td_log_start(self._fd, LOG_BUFFER_BYTES)
+        if not self._log:
+            raise TritonError("cannot start the thread that reads Triton's log", code=TritonError.INTERNAL)
         self._thread = threading.Thread(target=self._run, name="triton-log", daemon=True)
         self._thread.start()
+
+    def _chunks(self) -> Iterator[str]:
+        """Triton's log text as it comes; a drop is reported where it happened."""
+        buffer, dropped = ctypes.create_string_buffer(_CHUNK_BYTES), ctypes.c_uint64()
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        while True:
+            size = self._take(self._log, buffer, _CHUNK_BYTES, byref(dropped))
+            if dropped.value:
+                logger.warning("%d bytes of Triton's log were dropped: Python could not keep up", dropped.value)
+            yield decoder.decode(buffer.raw[:size])
 
     def _run(self) -> None:
         level = logging.INFO
         quiet = () if has_nvidia_gpu() else _NO_GPU_NOISE
-        with os.fdopen(self._fd, "r", encoding="utf-8", errors="replace", buffering=1) as stream:
-            for raw in stream:
-                line = raw.rstrip("\n")
+        pending = ""
+        for chunk in self._chunks():
+            *lines, pending = (pending + chunk).split("\n")
+            for line in lines:
                 if not line:
                     continue
                 level, filename, lineno, message = parse_line(line, level)

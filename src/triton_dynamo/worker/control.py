@@ -15,7 +15,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, Protocol
 
-from ..errors import STATUS_TABLE, InvalidInput, Status, TritonDynamoError
+from ..errors import STATUS_TABLE, InvalidInput, TritonDynamoError
 from ..triton import Server
 from .trace_settings import TracePolicy, TraceSettings
 
@@ -71,15 +71,6 @@ class ControlHandler:
         changes = request.get("settings") or {}
         if not isinstance(changes, dict):
             raise InvalidInput("log settings must be a mapping of setting names to values")
-        if changes.get("log_verbose_level", 0):
-            # Verbose logging under load can hang a worker for good: Triton logs synchronously under its logger's
-            # lock into the pipe that a Python thread drains (the hardening issue, item 2).
-            raise TritonDynamoError(
-                "log_verbose_level above 0 is refused by triton-dynamo at run time: verbose logging under load can "
-                "hang a worker (Triton writes its log under a lock into a pipe that Python drains); start the "
-                "workers with --log-verbose to debug",
-                status=Status.FAILED_PRECONDITION,
-            )
         return self.server.update_log_settings(changes) if changes else self.server.log_settings()
 
     def _trace_settings(self, request: Mapping[str, Any]) -> dict[str, Any]:
