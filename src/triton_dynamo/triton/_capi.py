@@ -104,7 +104,7 @@ _ERROR_RETURNING: dict[str, tuple] = {
     "InferenceRequestSetDoubleParameter": (_P, c_char_p, c_double),
     "InferenceRequestCancel": (_P,),
     "InferenceResponseDelete": (_P,),
-    "InferenceResponseError": (_P,),  # returns the response's own error, owned by the response
+    "InferenceResponseError": (_P,),  # returns a new error, the caller's to delete (r24.10)
     "InferenceResponseModel": (_P, _STR_OUT, POINTER(c_int64)),
     "InferenceResponseId": (_P, _STR_OUT),
     "InferenceResponseParameterCount": (_P, POINTER(c_uint32)),

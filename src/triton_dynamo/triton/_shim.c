@@ -236,8 +236,11 @@ TD_EXPORT int td_call_wait(td_call* call) {
 }
 
 static void released(td_call* call, int bit, void* ptr, uint32_t kind) {
+  /* Read before publishing the bit: once both bits are set, the loop thread may free the call at any moment. */
+  td_channel* ch = call->ch;
+  uint64_t handle = call->handle;
   int before = __atomic_fetch_or(&call->state, bit, __ATOMIC_ACQ_REL); /* after the timestamps it guards */
-  if (before & TD_PYTHON_WAITING) push(call->ch, call->handle, ptr, kind, 0);
+  if (before & TD_PYTHON_WAITING) push(ch, handle, ptr, kind, 0);
 }
 
 /* TRITONSERVER_InferenceResponseCompleteFn_t */

@@ -401,7 +401,9 @@ def _read_response(response: int, final: bool, scratch: _Scratch, model: str, re
     head = scratch.head
     _api.check(_shim.read_response(response, head, scratch.outputs, scratch.capacity))
     if head.error:
-        raise _api.error(head.error, delete=False)  # owned by the response
+        # Ours to delete: TRITONSERVER_InferenceResponseError makes a new error at each call (r24.10 tritonserver.cc,
+        # whatever tritonserver.h says); kept, it leaked about 245 bytes per error response (measured with mallinfo2).
+        raise _api.error(head.error)
     if head.output_count > scratch.capacity:  # rare: read again into room enough for all
         scratch = _Scratch(head.output_count)
         _api.check(_shim.read_response(response, scratch.head, scratch.outputs, scratch.capacity))
