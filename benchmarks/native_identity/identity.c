@@ -20,6 +20,12 @@
 
 #define EXPORT __attribute__((visibility("default")))
 
+/* The tests build a backend that lies about its outputs (tests/triton/lying_identity.c): each output's first
+ * dimension multiplied by this, its bytes those of the input. */
+#ifndef OUTPUT_SHAPE_FACTOR
+#define OUTPUT_SHAPE_FACTOR 1
+#endif
+
 typedef struct TRITONSERVER_Error TRITONSERVER_Error;
 typedef struct TRITONBACKEND_ModelInstance TRITONBACKEND_ModelInstance;
 typedef struct TRITONBACKEND_Request TRITONBACKEND_Request;
@@ -89,9 +95,13 @@ static TRITONSERVER_Error* echo(TRITONBACKEND_Request* request, TRITONBACKEND_Re
     }
     char output_name[256];
     snprintf(output_name, sizeof output_name, "OUTPUT%.128s", name + 5);
+    int64_t output_shape[16];
+    if (dims_count > 16) return TRITONSERVER_ErrorNew(ERROR_INVALID_ARG, "identity: more than 16 dims");
+    memcpy(output_shape, shape, dims_count * sizeof *shape);
+    if (dims_count > 0) output_shape[0] *= OUTPUT_SHAPE_FACTOR;
     TRITONBACKEND_Output* output;
-    if ((err = TRITONBACKEND_ResponseOutput(response, &output, output_name, datatype, shape, dims_count)) != NULL)
-      break;
+    err = TRITONBACKEND_ResponseOutput(response, &output, output_name, datatype, output_shape, dims_count);
+    if (err != NULL) break;
     void* destination;
     int memory_type = MEMORY_CPU;
     int64_t memory_type_id = 0;

@@ -98,12 +98,21 @@ class _Channel:
                 call = _calls.get(handle)
                 if call is None:  # a trace Triton released for a request it refused: nothing left to do
                     logger.debug("event %d for a request no longer tracked (%d)", kind, handle)
-                elif kind == C.EVENT_RESPONSE:
-                    call.on_response(ptr, flags)
-                elif kind == C.EVENT_REQUEST_RELEASE:
-                    call.on_request_release()
-                else:
-                    call.on_trace_release()
+                    if kind == C.EVENT_RESPONSE and ptr:
+                        _api.InferenceResponseDelete(ptr)
+                    continue
+                try:
+                    if kind == C.EVENT_RESPONSE:
+                        call.on_response(ptr, flags)
+                    elif kind == C.EVENT_REQUEST_RELEASE:
+                        call.on_request_release()
+                    else:
+                        call.on_trace_release()
+                except Exception as exc:
+                    # One event's fault fails its own request; the rest of the batch, and every later event of
+                    # this loop (drain() has reset the eventfd), must still be handled.
+                    logger.exception("event %d of request %r failed", kind, call.request_id)
+                    call.fail(exc)
             if count < _DRAIN_BATCH:
                 return
 
@@ -180,6 +189,8 @@ class _Call:
                     )
             except TritonError as exc:
                 self.items.append(exc)
+            except Exception as exc:  # a malformed response (BYTES or byte size not fitting its shape): this one fails
+                self.items.append(_unreadable(self.model, exc))
             finally:
                 _api.InferenceResponseDelete(response)
         if final and not self.final:
@@ -192,6 +203,11 @@ class _Call:
                 self._read_trace()
         self._wake()
         self._finish_if_done()
+
+    def fail(self, exc: BaseException) -> None:
+        """Handling an event of this request failed: it ends with that error (Triton's other events still come)."""
+        self.items.append(_unreadable(self.model, exc))
+        self._wake()
 
     def on_request_release(self) -> None:
         self._release_request()
@@ -394,6 +410,12 @@ _memmove.restype = c_void_p
 # Outputs up to this size are copied into a numpy array, their buffer left to the response's release: cheaper than
 # an array that owns the buffer (about 2 us less per small output), and a memcpy of this size costs well under that.
 _COPY_MAX_BYTES = 16384
+
+
+def _unreadable(model: str, exc: BaseException) -> TritonError:
+    return TritonError(
+        f"model {model!r} sent a response that cannot be read: {type(exc).__name__}: {exc}", code=TritonError.INTERNAL
+    )
 
 
 def _read_response(response: int, final: bool, scratch: _Scratch, model: str, request_id: str) -> InferenceResponse:
