@@ -110,3 +110,33 @@ async def test_triton_refusals_keep_their_status_and_name_the_request(triton_ser
         assert type(refusal) is TritonDynamoError and not hasattr(refusal, "code"), repr(refusal)
         assert refusal.status is Status.UNAVAILABLE
         assert str(refusal).startswith("[UNAVAILABLE] [request id: frontend-7] Exceeds maximum queue size"), refusal
+
+
+async def test_an_abandoned_request_stays_in_flight_until_triton_releases_it(triton_server: Server) -> None:
+    handler = handler_for(triton_server, "slow")
+    delay = {"metadata": {"name": "DELAY_MS", "data_type": "Int32", "shape": [1]}, "data": {"data_type": "Int32"}}
+    request = {**identity_request([1.0]), "model": "slow", "id": "abandoned"}
+    request["tensors"].append({**delay, "data": {**delay["data"], "values": [400]}})
+    responses = handler.generate(request)
+    first = asyncio.ensure_future(responses.__anext__())
+    await asyncio.sleep(0.1)  # in Triton now, in the model's 400 ms
+    first.cancel()  # the client went away
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    await responses.aclose()
+    abandoned_at = asyncio.get_running_loop().time()
+    assert handler.admission.inflight == 1  # Triton still runs it, with its inputs
+    while handler.admission.inflight and asyncio.get_running_loop().time() - abandoned_at < 5:
+        await asyncio.sleep(0.01)
+    assert handler.admission.inflight == 0
+    assert asyncio.get_running_loop().time() - abandoned_at > 0.1  # let go only when the model was done with it
+
+
+async def test_a_request_refused_before_triton_leaves_admission_at_once(triton_server: Server) -> None:
+    handler = handler_for(triton_server, "identity_fp32")
+    with pytest.raises(TritonDynamoError):
+        [r async for r in handler.generate(identity_request([1.0], input_name="WRONG"))]
+    assert handler.admission.inflight == 0
+    [answer] = [r async for r in handler.generate(identity_request([2.0]))]
+    assert answer["tensors"][0]["data"]["values"].tolist() == [2.0]
+    assert handler.admission.inflight == 0

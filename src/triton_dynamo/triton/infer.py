@@ -129,6 +129,7 @@ class _Call:
         "inputs",
         "items",
         "model",
+        "on_release",
         "on_trace",
         "released",
         "request",
@@ -161,6 +162,7 @@ class _Call:
         self.trace_done = not req.trace
         self.timestamps = TraceTimestamps() if req.trace else None
         self.on_trace = req.on_trace
+        self.on_release = req.on_release
 
     @property
     def answered(self) -> bool:
@@ -218,9 +220,19 @@ class _Call:
         self.released = True
         _api.InferenceRequestDelete(self.request)
         self.inputs = None
+        self.released_now()
         # A trace Triton released inside that delete, on this thread, comes with no event (see the shim).
         if not self.trace_done and _shim.call_state(self.cptr) & C.TRACE_RELEASED:
             self._read_trace()
+
+    def released_now(self) -> None:
+        """Tell the caller (``InferenceRequest.on_release``), once."""
+        on_release, self.on_release = self.on_release, None
+        if on_release is not None:
+            try:
+                on_release()
+            except Exception:
+                logger.exception("on_release of request %r failed", self.request_id)
 
     def on_trace_release(self) -> None:
         if not self.trace_done:
@@ -496,12 +508,18 @@ async def infer(
     iteration early, or cancelling the task that runs it, cancels the request in Triton.
     """
     loop = asyncio.get_running_loop()
-    channel = _Channel.of(loop)
-    call = _Call(channel, model_name, req)
+    try:
+        channel = _Channel.of(loop)
+        call = _Call(channel, model_name, req)
+    except BaseException:
+        if req.on_release is not None:
+            req.on_release()
+        raise
     try:
         call.request = _new_request(server, model_name, model_version, req, call, channel.inputs)
     except BaseException:
         _shim.call_free(call.cptr)
+        call.released_now()
         raise
     _calls[call.handle] = call
     trace_level = C.TRACE_LEVEL_TIMESTAMPS if req.trace else 0
@@ -512,6 +530,7 @@ async def infer(
         _calls.pop(call.handle, None)
         _api.InferenceRequestDelete(call.request)
         _shim.call_free(call.cptr)
+        call.released_now()
         raise
     req.timestamps = call.timestamps  # filled in when Triton releases the trace
     try:

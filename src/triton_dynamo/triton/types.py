@@ -116,6 +116,9 @@ class InferenceRequest:
         trace: collect Triton's trace timestamps into ``timestamps`` (filled when the request completes).
         on_trace: called on the event loop with the timestamps once Triton has released the trace (implies
             ``trace``); the iteration then ends with the final response instead of waiting for them.
+        on_release: called on the event loop once Triton has let go of the request (its inputs are free), which
+            may be after the iteration ended: a cancelled request runs on in Triton until then. Called at once when
+            Triton refuses the request. Only for a request whose iteration started.
     """
 
     inputs: dict[str, InputValue] = field(default_factory=dict)
@@ -128,6 +131,7 @@ class InferenceRequest:
     timeout_us: int = 0
     trace: bool = False
     on_trace: Callable[[TraceTimestamps], None] | None = None
+    on_release: Callable[[], None] | None = None
     timestamps: TraceTimestamps | None = None
 
     def __post_init__(self) -> None:

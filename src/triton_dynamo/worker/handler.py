@@ -131,9 +131,12 @@ class ModelHandler:
         self.admission.enter(self.schema.name)
         observer = self.observer
         client_id = request.get("id") or ""
-        token = observer.started(self.schema.name, client_id, context) if observer is not None else None
+        token = None
         status, output_bytes, responses, version = None, 0, 0, None
+        handed = False  # to Triton, which then calls on_release exactly once
         try:
+            if observer is not None:
+                token = observer.started(self.schema.name, client_id, context)
             infer_request, input_bytes = self._decode(request, client_id)
             if token is not None:
                 batched = self.schema.max_batch_size > 0 and infer_request.inputs
@@ -141,6 +144,9 @@ class ModelHandler:
                 self.observer.decoded(token, infer_request, input_bytes, batch)
             mark_final = infer_request.parameters.pop(EMPTY_FINAL_PARAMETER, False) is True
             final_sent = False
+            # In flight until Triton lets go of it: a request its client abandoned runs on in Triton, inputs pinned.
+            infer_request.on_release = self.admission.leave
+            handed = True
             async for response in self.model.async_infer(infer_request):
                 encoded, size = self._encode(response)
                 if mark_final:
@@ -182,7 +188,8 @@ class ModelHandler:
             status = Status.CANCELLED  # the client went away (GeneratorExit) or the task was cancelled
             raise
         finally:
-            self.admission.leave()
+            if not handed:
+                self.admission.leave()
             if token is not None:
                 self.observer.finished(token, status, output_bytes, responses, version)
 
