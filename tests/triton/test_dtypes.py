@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from triton_dynamo.errors import InvalidInput, Status
 from triton_dynamo.triton import TRITON_DTYPES, deserialize_bytes, numpy_dtype, serialize_bytes, triton_dtype
 from triton_dynamo.triton.dtypes import DTYPE_ENUM, ENUM_DTYPE, element_size
+from triton_dynamo.triton.types import Tensor
 
 # Triton name, numpy dtype, TRITONSERVER_DataType value in tritonserver.h (what the binding sends to Triton).
 TABLE = [
@@ -183,9 +184,11 @@ def test_str_round_trip_property(items: list[str]) -> None:
 @pytest.mark.parametrize(
     ("buffer", "count", "fragment"),
     [
-        (b"", 1, "element 0 of 1 has no length prefix"),
-        (b"\x01\x00", 1, "element 0 of 1 has no length prefix"),
-        (b"\x01\x00\x00\x00a", 2, "element 1 of 2 has no length prefix"),
+        # too short for the prefixes alone: refused before anything is allocated
+        (b"", 1, "BYTES tensor is truncated: 0 bytes cannot hold 1 elements"),
+        (b"\x01\x00", 1, "BYTES tensor is truncated: 2 bytes cannot hold 1 elements"),
+        (b"\x01\x00\x00\x00a", 2, "BYTES tensor is truncated: 5 bytes cannot hold 2 elements"),
+        (b"\x05\x00\x00\x00abcde\x01\x00", 2, "element 1 of 2 has no length prefix"),
         (b"\x05\x00\x00\x00abc", 1, "element 0 claims 5 bytes, 3 remain"),
         (b"\xff\xff\xff\xff", 1, "element 0 claims 4294967295 bytes, 0 remain"),
     ],
@@ -217,3 +220,16 @@ def test_length_prefix_is_little_endian_uint32() -> None:
     buffer = serialize_bytes(np.array([b"x" * 258], dtype=object))
     assert struct.unpack_from("<I", buffer)[0] == 258
     assert buffer[:4] == b"\x02\x01\x00\x00"
+
+
+@pytest.mark.parametrize("count", [10**12, 3, -1])
+def test_a_count_the_buffer_cannot_hold_is_refused_before_allocating(count: int) -> None:
+    with pytest.raises(InvalidInput, match=f"BYTES tensor is truncated: 8 bytes cannot hold {count} elements"):
+        deserialize_bytes(b"\x00" * 8, count)
+
+
+@pytest.mark.parametrize("name", ["TYPE_FP32", "STRING", "fp32"])
+def test_a_tensor_takes_tritons_protocol_type_names_only(name: str) -> None:
+    with pytest.raises(InvalidInput, match=f"tensor data type '{name}' is not a Triton type name"):
+        Tensor(name, (1,), np.zeros(1, np.float32))
+    assert Tensor("FP32", (1,), np.zeros(1, np.float32)).byte_size == 4

@@ -85,6 +85,11 @@ def test_multidimensional_shapes() -> None:
         (tensor("X", "Complex64", [1], [1]), "unknown data type 'Complex64'"),
         (tensor("X", "Int32", [-1], [1]), "invalid shape [-1]"),
         ({"metadata": {"name": "X"}}, "lacks metadata.name"),
+        (tensor("X", "Int32", [1] * 65, [1]), "has 65 dimensions; at most 64"),
+        (tensor("X", "Int32", [True], [1]), "invalid shape [True]"),
+        (tensor(7, "Int32", [1], [1]), "metadata.name must be a string"),
+        (tensor("X", "Int32", [1], 5), "data.values a list of values"),
+        ({"metadata": {"name": "X", "data_type": "Int32", "shape": [1]}, "data": [1]}, "lacks metadata.name"),
         (
             {
                 "metadata": {"name": "X", "data_type": "Int32", "shape": [1]},

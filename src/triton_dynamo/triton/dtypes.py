@@ -97,8 +97,10 @@ def deserialize_bytes(buffer: bytes | memoryview | np.ndarray, count: int) -> np
     Raises :class:`InvalidInput` when the buffer's length prefixes do not add up to exactly ``count`` elements.
     """
     view = memoryview(buffer).cast("B")
-    out = np.empty(count, dtype=object)
     offset, end = 0, len(view)
+    if count < 0 or count * _LENGTH.size > end:  # before allocating: every element takes its 4-byte prefix at least
+        raise InvalidInput(f"BYTES tensor is truncated: {end} bytes cannot hold {count} elements")
+    out = np.empty(count, dtype=object)
     for i in range(count):
         if offset + 4 > end:
             raise InvalidInput(f"BYTES tensor is truncated: element {i} of {count} has no length prefix")

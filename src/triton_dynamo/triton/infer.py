@@ -18,6 +18,7 @@ import asyncio
 import ctypes
 import itertools
 import logging
+import math
 import weakref
 from collections import deque
 from collections.abc import AsyncIterator
@@ -456,7 +457,7 @@ def _read_response(response: int, final: bool, scratch: _Scratch, model: str, re
             raw = np.empty(0, _UINT8)
         type_name, dtype = _DTYPE_BY_ENUM[datatype]
         if type_name == "BYTES":
-            array = deserialize_bytes(raw, int(np.prod(shape, dtype=np.int64))).reshape(shape)
+            array = deserialize_bytes(raw, math.prod(shape)).reshape(shape)  # Python ints: no int64 wrap
         else:
             array = raw.view(dtype).reshape(shape)
         outputs[ctypes.string_at(name).decode()] = array

@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from .dtypes import numpy_dtype
+from ..errors import InvalidInput
+from .dtypes import DTYPE_ENUM
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,10 @@ class Tensor:
     data: Any
 
     def __post_init__(self) -> None:
-        numpy_dtype(self.data_type)  # validates the name
+        if self.data_type not in DTYPE_ENUM:  # Triton's protocol names only: not the config spelling TYPE_FP32
+            raise InvalidInput(
+                f"tensor data type {self.data_type!r} is not a Triton type name; use one of {', '.join(DTYPE_ENUM)}"
+            )
 
     @property
     def byte_size(self) -> int:

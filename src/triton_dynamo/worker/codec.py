@@ -64,6 +64,8 @@ _ARRAY_CODE: dict[str, str] = {
     "BF16": "H",
 }
 _RAW_BITS = {"FP16", "BF16"}
+# More dimensions than any model declares; a bound before anything is computed from the shape.
+MAX_DIMS = 64
 _REAL_TYPES = {"FP32", "FP64"}
 
 
@@ -116,12 +118,18 @@ def decode_tensor(tensor: Mapping[str, Any]) -> tuple[str, str, np.ndarray]:
         raise InvalidInput(
             "a tensor of the request lacks metadata.name, metadata.data_type, metadata.shape or data.values"
         ) from None
+    if not isinstance(name, str) or not isinstance(data, Mapping) or not isinstance(values, (list, tuple)):
+        raise InvalidInput(
+            "a tensor of the request is malformed: metadata.name must be a string and data.values a list of values"
+        )
+    if len(shape) > MAX_DIMS:
+        raise InvalidInput(f"input {name!r} has {len(shape)} dimensions; at most {MAX_DIMS} are accepted")
     data_type = DYNAMO_TO_TRITON.get(dynamo_type)
     if data_type is None:
         raise InvalidInput(f"input {name!r} has unknown data type {dynamo_type!r}")
     if data.get("data_type", dynamo_type) != dynamo_type:
         raise InvalidInput(f"input {name!r} says {dynamo_type} in its metadata but {data['data_type']} in its data")
-    if any(not isinstance(d, int) or d < 0 for d in shape):
+    if any(not isinstance(d, int) or isinstance(d, bool) or d < 0 for d in shape):
         raise InvalidInput(f"input {name!r} has an invalid shape {list(shape)}")
     count = element_count(shape)
     if len(values) != count:
