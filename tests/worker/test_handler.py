@@ -140,3 +140,42 @@ async def test_a_request_refused_before_triton_leaves_admission_at_once(triton_s
     [answer] = [r async for r in handler.generate(identity_request([2.0]))]
     assert answer["tensors"][0]["data"]["values"].tolist() == [2.0]
     assert handler.admission.inflight == 0
+
+
+async def test_requests_triton_refuses_still_get_their_span_and_count(triton_server: Server) -> None:
+    from opentelemetry.sdk.trace.sampling import ALWAYS_ON
+
+    from tests.telemetry.test_sampling import Exported
+    from triton_dynamo.telemetry.metrics import WorkerMetrics
+    from triton_dynamo.telemetry.observer import RequestTelemetry
+
+    exported = Exported(ALWAYS_ON)
+    telemetry = RequestTelemetry(WorkerMetrics(), exported.tracer)
+    model = triton_server.model(SLOW_QUEUED)
+    schema = ModelSchema.from_config(model.config())
+    handler = ModelHandler(
+        model, schema, admission=Admission(), max_request_bytes=1 << 20, trace=True, observer=telemetry
+    )
+
+    async def one() -> bool:
+        request = {"model": SLOW_QUEUED, "tensors": identity_request([1.0])["tensors"]}
+        try:
+            [_ async for _ in handler.generate(request)]
+        except TritonDynamoError:
+            return False
+        return True
+
+    served = await asyncio.gather(*(one() for _ in range(40)))
+    refused = served.count(False)
+    assert refused, "Triton refused nothing"
+
+    def request_spans() -> list:
+        return [s for s in exported.spans() if s.name == f"infer {SLOW_QUEUED}"]
+
+    deadline = asyncio.get_running_loop().time() + 10
+    while len(request_spans()) < 40 and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.05)  # the served requests' spans wait for Triton's trace release
+    outcomes = [{a.key: a.value.string_value for a in s.attributes}["triton_dynamo.outcome"] for s in request_spans()]
+    assert sorted(outcomes) == sorted(["UNAVAILABLE"] * refused + ["success"] * (40 - refused))
+    assert telemetry.metrics.model(SLOW_QUEUED).outcomes == {"unavailable": refused, "success": 40 - refused}
+    exported.batcher.shutdown()

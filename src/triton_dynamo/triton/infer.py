@@ -532,6 +532,10 @@ async def infer(
         _api.InferenceRequestDelete(call.request)
         _shim.call_free(call.cptr)
         call.released_now()
+        if call.on_trace is not None:
+            # No trace event will come for it either: what was traced (nothing, for a request never queued) now, so
+            # that the caller's record of the request completes.
+            call.on_trace(call.timestamps)
         raise
     req.timestamps = call.timestamps  # filled in when Triton releases the trace
     try:
