@@ -39,6 +39,8 @@ enum { TD_REQUEST_RELEASED = 1, TD_TRACE_RELEASED = 2, TD_PYTHON_WAITING = 4 };
 
 typedef void* (*error_new_fn)(int code, const char* msg);
 typedef void* (*trace_delete_fn)(void* trace);
+typedef void* (*trace_parent_id_fn)(void* trace, uint64_t* parent_id);
+typedef void (*error_delete_fn)(void* error);
 typedef void* (*response_error_fn)(void* response);
 typedef void* (*response_model_fn)(void* response, const char** name, int64_t* version);
 typedef void* (*response_count_fn)(void* response, uint32_t* count);
@@ -63,6 +65,8 @@ typedef void* (*response_output_fn)(void* response, uint32_t index, const char**
 /* Triton's functions, found in the process (libtritonserver is loaded with RTLD_GLOBAL before td_init). */
 static error_new_fn g_error_new;
 static trace_delete_fn g_trace_delete;
+static trace_parent_id_fn g_trace_parent_id;
+static error_delete_fn g_error_delete;
 static response_error_fn g_response_error;
 static response_model_fn g_response_model;
 static response_count_fn g_response_output_count;
@@ -114,6 +118,8 @@ static const struct {
 } k_functions[] = {
     {(void**)&g_error_new, "TRITONSERVER_ErrorNew"},
     {(void**)&g_trace_delete, "TRITONSERVER_InferenceTraceDelete"},
+    {(void**)&g_trace_parent_id, "TRITONSERVER_InferenceTraceParentId"},
+    {(void**)&g_error_delete, "TRITONSERVER_ErrorDelete"},
     {(void**)&g_response_error, "TRITONSERVER_InferenceResponseError"},
     {(void**)&g_response_model, "TRITONSERVER_InferenceResponseModel"},
     {(void**)&g_response_output_count, "TRITONSERVER_InferenceResponseOutputCount"},
@@ -254,21 +260,43 @@ TD_EXPORT void td_on_request_release(void* request, uint32_t flags, void* userp)
   if (flags & TD_RELEASE_ALL) released(userp, TD_REQUEST_RELEASED, request, TD_EV_REQUEST_RELEASE);
 }
 
-/* TRITONSERVER_InferenceTraceActivityFn_t: only the request's own trace, not children spawned by ensembles. */
+/* Whether a trace is a child that Triton spawned from a request's trace (an ensemble step, a python-backend BLS
+ * request). A child carries the root's callbacks and user pointer, but may outlive the request and so its td_call:
+ * its callbacks must not touch the call. Only the root, made by td_request_send, has no parent. */
+static int is_child(void* trace) {
+  uint64_t parent = 0;
+  void* err = g_trace_parent_id(trace, &parent);
+  if (err) {
+    g_error_delete(err);
+    return 1; /* unknown: treat it as a child, which never touches the call */
+  }
+  return parent != 0;
+}
+
+/* TRITONSERVER_InferenceTraceActivityFn_t: only the request's own trace, not children spawned by ensembles or BLS. */
 TD_EXPORT void td_on_trace_activity(void* trace, int activity, uint64_t timestamp_ns, void* userp) {
+  if (is_child(trace)) return;
   td_call* call = userp;
-  if (trace == call->trace && activity >= 0 && activity < TD_TRACE_ACTIVITIES) call->ts[activity] = timestamp_ns;
+  if (activity >= 0 && activity < TD_TRACE_ACTIVITIES) call->ts[activity] = timestamp_ns;
 }
 
 /* TRITONSERVER_InferenceTraceReleaseFn_t: takes ownership of each trace, root and children.
  *
  * Triton mostly releases the root trace inside a response or request delete that Python makes on the loop thread:
  * no event then even when Python waits, since Python reads the state right after its delete calls. */
+static uint64_t g_children_released;
+
+/* How many child traces were released (and left the calls alone): for tests and diagnostics. */
+TD_EXPORT uint64_t td_trace_children_released(void) { return __atomic_load_n(&g_children_released, __ATOMIC_RELAXED); }
+
 TD_EXPORT void td_on_trace_release(void* trace, void* userp) {
+  if (is_child(trace)) {
+    g_trace_delete(trace);
+    __atomic_fetch_add(&g_children_released, 1, __ATOMIC_RELAXED);
+    return;
+  }
   td_call* call = userp;
-  int root = trace == call->trace;
   g_trace_delete(trace);
-  if (!root) return;
   if (pthread_equal(pthread_self(), call->ch->reader))
     __atomic_fetch_or(&call->state, TD_TRACE_RELEASED, __ATOMIC_ACQ_REL);
   else
