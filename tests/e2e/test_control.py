@@ -72,12 +72,16 @@ def test_server_metadata_names_the_stack_and_triton(control: grpcclient.Inferenc
     ]
 
 
-def triton_successes(url: str, model: str) -> int:
-    """``nv_inference_request_success`` of ``model`` on one worker's metrics port."""
+def worker_metric(url: str, name: str, model: str) -> int:
+    """The sum of metric ``name`` for ``model`` on one worker's metrics port."""
     with urllib.request.urlopen(f"http://{url}/metrics", timeout=5) as response:
         text = response.read().decode()
-    pattern = rf'^nv_inference_request_success\{{[^}}]*model="{model}"[^}}]*\}} (\S+)$'
+    pattern = rf'^{name}\{{[^}}]*model="{model}"[^}}]*\}} (\S+)$'
     return sum(int(float(m.group(1))) for m in re.finditer(pattern, text, re.MULTILINE))
+
+
+def triton_successes(url: str, model: str) -> int:
+    return worker_metric(url, "nv_inference_request_success", model)
 
 
 def test_statistics_count_every_request_whichever_worker_served_it(
@@ -143,11 +147,8 @@ def test_inference_sent_to_the_control_port_names_the_frontend(stack: StackProce
 
 
 def compute_count(url: str, model: str) -> int:
-    """How many requests of ``model`` one worker timed with Triton's trace (``triton_dynamo_compute_duration``)."""
-    with urllib.request.urlopen(f"http://{url}/metrics", timeout=5) as response:
-        text = response.read().decode()
-    pattern = rf'^triton_dynamo_compute_duration_seconds_count\{{[^}}]*model="{model}"[^}}]*\}} (\S+)$'
-    return sum(int(float(m.group(1))) for m in re.finditer(pattern, text, re.MULTILINE))
+    """How many requests of ``model`` one worker timed with Triton's trace."""
+    return worker_metric(url, "triton_dynamo_compute_duration_seconds_count", model)
 
 
 def test_trace_settings_decide_which_requests_every_worker_traces(
