@@ -23,14 +23,15 @@ SECTIONS = [
     (
         "overload",
         "Overload",
-        "Open-loop load above capacity: requests are sent at a fixed rate whatever the answers. Triton's queue "
-        "limit in the model config refuses the excess at once.",
+        "Open-loop load above capacity: requests are sent at a fixed rate whatever the answers. Each worker admits "
+        "at most --max-inflight requests and refuses the excess at once (UNAVAILABLE); 'slow' has no queue limit of "
+        "Triton's (see the README on Triton's queue policy).",
     ),
     (
         "soak",
         "Soak",
-        "Open-loop load at 70% of capacity; memory, file descriptors and threads of the frontend and "
-        "the workers sampled every 5 s.",
+        "Open-loop load at 70% of capacity, beside a CPU hog on one core; memory, file descriptors and threads of "
+        "the frontend and the workers sampled every 5 s.",
     ),
     (
         "bad_input",

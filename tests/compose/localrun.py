@@ -595,8 +595,8 @@ class Run:
         self.check("repeat_stream", repeat)
 
         def large_request() -> int:
-            # 3.2 MB of tensor data, under the frontend's 4 MiB message limit: over NATS, it needs nats-server's
-            # max_payload raised from its 1 MB default (services/nats/nats-server.conf)
+            # 3.2 MB of tensor data, under the frontend's 4 MiB message limit, across the request plane (TCP; over
+            # NATS it needs nats-server's max_payload raised from its 1 MB default, as services/nats/ does)
             values = list(range(800_000))
             answer = infer_identity(client, values)
             if answer != values:

@@ -46,7 +46,7 @@ def test_decoupled_model_streams_through_the_frontend(local_run: dict[str, Any])
     assert check_passed(local_run, "repeat_stream") == [[5, 0], [6, 1], [7, 2]]
 
 
-def test_large_request_crosses_the_nats_request_plane(local_run: dict[str, Any]) -> None:
+def test_large_request_crosses_the_request_plane(local_run: dict[str, Any]) -> None:
     assert check_passed(local_run, "large_request") == 800_000
 
 

@@ -1,4 +1,5 @@
-"""etcd and NATS restarted under load, in etcd + NATS mode: what fails, for how long, and recovery by itself.
+"""etcd and NATS restarted under load, with etcd discovery and each request plane (NATS, TCP): what fails, for how
+long, and recovery by itself.
 
 Dynamo's processes may exit when etcd goes away; the supervisor of ``up`` restarts them.
 """
@@ -21,18 +22,21 @@ from .load import SteadyLoad, failures
 RECOVERY_BOUND_S = 60.0
 
 
-@pytest.fixture(scope="module")
-def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[StackProcess, Service, Service]]:
-    workdir = tmp_path_factory.mktemp("infra")
+@pytest.fixture(scope="module", params=["nats", "tcp"])
+def infra(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[tuple[StackProcess, Service, Service, str]]:
+    plane = request.param
+    workdir = tmp_path_factory.mktemp(f"infra-{plane}")
     etcd, nats = start_etcd(workdir), start_nats(workdir)
     env = {"ETCD_ENDPOINTS": f"http://127.0.0.1:{etcd.port}", "NATS_SERVER": f"nats://127.0.0.1:{nats.port}"}
     stack = start_stack(
         workdir / "stack",
         workers=2,
         env=env,
-        extra_args=("--discovery", "etcd", "--request-plane", "nats", "--model-name", "identity"),
+        extra_args=("--discovery", "etcd", "--request-plane", plane, "--model-name", "identity"),
     )
-    yield stack, etcd, nats
+    yield stack, etcd, nats, plane
     stack.stop()
     nats.stop()
     etcd.stop()
@@ -68,7 +72,7 @@ CASES = [
 
 @pytest.mark.parametrize(("which", "down_s"), CASES)
 def test_restart_under_load_recovers_by_itself(infra, which: str, down_s: float) -> None:
-    stack, etcd, nats = infra
+    stack, etcd, nats, plane = infra
     service = {"etcd": etcd, "nats": nats}[which]
     load = SteadyLoad(stack.grpc_url, threads=4, timeout_s=15).start()
     time.sleep(2)
@@ -86,7 +90,7 @@ def test_restart_under_load_recovers_by_itself(infra, which: str, down_s: float)
     recovered_s = max((o.done_s for o in failed), default=faulted) - faulted
     record_figure(
         "faults",
-        f"restart {which} (down {down_s:.0f} s) under load, etcd + NATS mode",
+        f"restart {which} (down {down_s:.0f} s) under load, etcd + {plane.upper()} mode",
         {
             "requests after the fault": len(after),
             "failed": len(failed),
