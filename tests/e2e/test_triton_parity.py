@@ -186,8 +186,12 @@ def test_model_rpcs_refuse_as_triton(pair: Pair, call: Callable) -> None:
 def test_statistics_of_one_model_and_of_all(pair: Pair) -> None:
     for _ in range(3):
         assert infer(pair.triton, "identity") == infer(pair.frontend, "identity") == [1, 2]
-    time.sleep(0.5)  # Triton counts on its own threads
-    one = pair.both(lambda c: c.get_inference_statistics("identity", as_json=True))
+    deadline = time.monotonic() + 10  # Triton counts on its own threads, a moment after the response
+    while time.monotonic() < deadline:
+        one = pair.both(lambda c: c.get_inference_statistics("identity", as_json=True))
+        if all(stats_shape(side)[0][2] == "3" for side in one):
+            break
+        time.sleep(0.1)
     assert stats_shape(one[1]) == stats_shape(one[0])
     assert stats_shape(one[0])[0][2] == "3"  # three requests, on whichever worker
     every = pair.both(lambda c: c.get_inference_statistics(as_json=True))

@@ -123,7 +123,7 @@ class Worker:
 
     async def _start_triton(self) -> None:
         c = self.config
-        self._applied = await asyncio.to_thread(self.model_set.read)
+        self._applied = await self._read_model_set()
         startup = list(c.model_names)
         if self._applied.changes and not startup:
             startup = repository_models(c.model_repository)
@@ -147,6 +147,20 @@ class Worker:
                 await asyncio.to_thread(self.server.load, name, config=config)
             except TritonDynamoError as exc:
                 logger.error("model %r (loaded with a config override by the fleet) did not load: %s", name, exc)
+
+    async def _read_model_set(self, patience_s: float = 60.0) -> ModelSet:
+        """The fleet's model set; while its store (etcd) does not answer, asked again each second for a while, then
+        this worker's own list alone (logged: a load or unload made meanwhile is missed until the next restart)."""
+        deadline = time.monotonic() + patience_s
+        while True:
+            try:
+                return await asyncio.to_thread(self.model_set.read)
+            except TritonDynamoError as exc:
+                if time.monotonic() > deadline:
+                    logger.error("starting with this worker's own models only: %s", exc.message)
+                    return ModelSet()
+                logger.warning("the fleet's model set cannot be read yet (%s); asking again", exc.message)
+                await asyncio.sleep(1.0)
 
     def _servable_models(self) -> list[str]:
         index = self.server.model_index()
@@ -226,14 +240,20 @@ class Worker:
         )
 
     def _watch(self, serving) -> None:
-        """Keep a serving future; one that fails stops the worker with its error."""
+        """Keep a serving future. One that ends stops the worker: with its error, or, when Dynamo's runtime shut down
+        (it does when it loses its etcd lease), normally, so that the supervisor starts a worker that registers
+        again."""
         future = asyncio.ensure_future(serving)
         self._serving.append(future)
 
         def done(f: asyncio.Future) -> None:
-            if not f.cancelled() and f.exception() is not None and self._failure is None:
+            if self._stopping.is_set():
+                return
+            if not f.cancelled() and f.exception() is not None:
                 self._failure = f.exception()
-                self._stopping.set()
+            else:
+                logger.warning("an endpoint stopped serving (Dynamo's runtime shut down): stopping")
+            self._stopping.set()
 
         future.add_done_callback(done)
 
