@@ -109,8 +109,8 @@ class ControlServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
         """A setting read or changed on every worker; the fleet answers as its first worker does (all do the same,
         and one worker's refusal is every worker's, as they run the same Triton)."""
         results = await self._ask(context, op, **arguments)
-        first, *others = (results[w] for w in sorted(results))
-        if any(other != first for other in others):
+        first = _first(results)
+        if any(other != first for other in results.values()):
             logger.warning("workers answer %r differently: %s", op, results)
         return first
 

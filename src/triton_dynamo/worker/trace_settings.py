@@ -29,6 +29,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 from ..errors import InvalidInput, Status, TritonDynamoError
 
@@ -45,7 +46,7 @@ class TraceSettings:
     trace_mode: str = "opentelemetry"
     trace_file: str = ""
 
-    @property
+    @cached_property  # asked for every request: computed once per settings object (they are replaced, not changed)
     def on(self) -> bool:
         return any(level != "OFF" for level in self.trace_level) and self.trace_count != 0
 
