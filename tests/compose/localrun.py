@@ -79,6 +79,7 @@ LOCAL_PROGRAMS = {
     "triton-dynamo": str(VENV_BIN / "triton-dynamo"),
     "locust": str(VENV_BIN / "locust"),
 }
+NGINX_1_22_AWK = Path(__file__).resolve().parents[1] / "engine" / "standins" / "nginx" / "http2-on.awk"
 DEBIAN_PROGRAMS = ("etcd", "etcdctl", "nats-server", "prometheus", "nginx", "wget")
 
 DEADLINE_S = 170.0  # everything, start to stop
@@ -155,6 +156,13 @@ def render_tree(source: Path, target: Path, transform: Callable[[Path, str], str
         out = target if source.is_file() else target / path.relative_to(source)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(transform(path, path.read_text()))
+
+
+def nginx_1_22_config(text: str) -> str:
+    """services/nginx/nginx.conf (written for nginx >= 1.25.1) for Debian's nginx 1.22, as the engine test's nginx
+    stand-in rewrites it (tests/engine/standins/nginx/)."""
+    done = subprocess.run(["awk", "-f", str(NGINX_1_22_AWK)], input=text, capture_output=True, text=True, check=True)
+    return done.stdout
 
 
 def static_prometheus_config(text: str, addresses: dict[str, list[str]]) -> str:
@@ -261,6 +269,8 @@ def prepare(
     def transform(path: Path, text: str) -> str:
         if path.name == "prometheus.yml":
             text = static_prometheus_config(text, addresses)
+        if path.name == "nginx.conf":
+            text = nginx_1_22_config(text)
         return replica.localizer.text(text)
 
     for source, host in renders:

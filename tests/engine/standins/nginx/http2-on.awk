@@ -1,0 +1,22 @@
+# nginx.conf written for nginx >= 1.25.1 (`http2 on;` in a server block) rewritten for nginx 1.22, which knows only
+# `listen ... http2`: in each server block that says `http2 on;`, that line goes and every listen gets `http2`.
+# Server blocks without it (the healthcheck's plain HTTP/1.1 port) stay as they are.
+function flush(   i, line) {
+  for (i = 1; i <= count; i++) {
+    line = held[i]
+    if (http2 && line ~ /^[[:space:]]*http2[[:space:]]+on;/) continue
+    if (http2 && line ~ /^[[:space:]]*listen[[:space:]]/) sub(/;[[:space:]]*$/, " http2;", line)
+    print line
+  }
+  count = 0; http2 = 0; inside = 0
+}
+{
+  if (!inside && $0 ~ /^[[:space:]]*server[[:space:]]*\{/) { inside = 1; depth = 0; count = 0; http2 = 0 }
+  if (!inside) { print; next }
+  held[++count] = $0
+  if ($0 ~ /^[[:space:]]*http2[[:space:]]+on;/) http2 = 1
+  text = $0; sub(/#.*/, "", text)
+  depth += gsub(/\{/, "", text) - gsub(/\}/, "", text)
+  if (depth == 0) flush()
+}
+END { if (count) flush() }
