@@ -14,9 +14,12 @@ from pathlib import Path
 
 from .errors import TritonError
 
-# The API we were written against: 1.x with x >= 17 has every call used here (BF16, cancellation, trace ids).
+# The oldest API with every call used here: 1.30, where TRITONSERVER_ServerSetExitTimeout first appears (r24.04;
+# the next newest are InferenceTraceSetContext, 1.29, and ModelLoadRetryCount, 1.28). Read from tritonserver.h on
+# each release branch of triton-inference-server/core. The wheel's and the image's Triton 2.51 (r24.10) speak 1.34.
 REQUIRED_API_MAJOR = 1
-REQUIRED_API_MINOR = 17
+REQUIRED_API_MINOR = 30
+REQUIRED_RELEASE = "Triton r24.04, 2.45, or later"
 
 # Enums from tritonserver.h that code above this module needs by name.
 MODEL_CONTROL_NONE, MODEL_CONTROL_POLL, MODEL_CONTROL_EXPLICIT = 0, 1, 2
@@ -164,25 +167,45 @@ class CApi:
         self.lib = lib
         # The same library through a handle whose calls keep the GIL (dlopen returns the loaded one).
         self.lib_gil = ctypes.PyDLL(lib._name, mode=ctypes.RTLD_GLOBAL)
+        # The version first, alone: an older Triton lacks some of the functions below, and a clear refusal beats
+        # the AttributeError that binding a missing one would raise.
+        self.api_version = self._api_version()
+        if self.api_version[0] != REQUIRED_API_MAJOR or self.api_version[1] < REQUIRED_API_MINOR:
+            raise TritonError(
+                f"libtritonserver ({lib._name}) speaks C API {self.api_version[0]}.{self.api_version[1]}; this "
+                f"binding needs {REQUIRED_API_MAJOR}.{REQUIRED_API_MINOR} or a later 1.x ({REQUIRED_RELEASE})",
+                code=TritonError.UNSUPPORTED,
+            )
         for name, argtypes in _ERROR_RETURNING.items():
-            fn = getattr(self.lib_gil if keeps_gil(name) else lib, "TRITONSERVER_" + name)
+            fn = self._function(self.lib_gil if keeps_gil(name) else lib, name)
             fn.restype = err_p
             fn.argtypes = argtypes
             setattr(self, name, fn)
         for name, (restype, argtypes) in _OTHER.items():
-            fn = getattr(self.lib_gil, "TRITONSERVER_" + name)
+            fn = self._function(self.lib_gil, name)
             fn.restype = restype
             fn.argtypes = argtypes
             setattr(self, name, fn)
+
+    def _api_version(self) -> tuple[int, int]:
+        fn = self._function(self.lib_gil, "ApiVersion")
+        fn.restype = err_p
+        fn.argtypes = _ERROR_RETURNING["ApiVersion"]
         major, minor = ctypes.c_uint32(), ctypes.c_uint32()
-        self.check(self.ApiVersion(ctypes.byref(major), ctypes.byref(minor)))
-        self.api_version = (major.value, minor.value)
-        if major.value != REQUIRED_API_MAJOR or minor.value < REQUIRED_API_MINOR:
+        err = fn(ctypes.byref(major), ctypes.byref(minor))
+        if err:
+            raise TritonError("TRITONSERVER_ApiVersion failed", code=TritonError.INTERNAL)
+        return major.value, minor.value
+
+    def _function(self, lib: ctypes.CDLL, name: str):
+        try:
+            return getattr(lib, "TRITONSERVER_" + name)
+        except AttributeError:
             raise TritonError(
-                f"libtritonserver speaks C API {major.value}.{minor.value}; this binding needs "
-                f"{REQUIRED_API_MAJOR}.{REQUIRED_API_MINOR} or a later 1.x",
+                f"libtritonserver ({self.lib._name}) has no TRITONSERVER_{name}: this binding needs C API "
+                f"{REQUIRED_API_MAJOR}.{REQUIRED_API_MINOR} or a later 1.x ({REQUIRED_RELEASE})",
                 code=TritonError.UNSUPPORTED,
-            )
+            ) from None
 
     def error(self, err: int, *, delete: bool = True) -> TritonError:
         """Turn a non-NULL ``TRITONSERVER_Error*`` into a :class:`TritonError`, freeing it unless told not to."""
