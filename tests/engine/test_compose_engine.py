@@ -24,6 +24,8 @@ from ..reliability.load import SteadyLoad, downtime_s, failures
 from ..reliability_figures import record_figure
 from .conftest import OBSERVABILITY_FILES, PROJECT, REPO_ROOT, EngineStack
 
+# The first test also sets the session's stack up: on a fresh machine that builds every image (about 3 minutes).
+pytestmark = pytest.mark.timeout(1200)
 TABLE = "engine"
 THREADS = 4
 SAMPLE_MODELS = sorted(p.name for p in (REPO_ROOT / "model_repo").iterdir() if (p / "config.pbtxt").exists())
