@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Real services for end-to-end tests, started on loopback ports: etcd, nats-server, and ``triton-dynamo up``."""
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MODEL_REPO = REPO_ROOT / "model_repo"
+# every sample model of model_repo/, by name
+SAMPLE_MODELS = sorted(p.name for p in MODEL_REPO.iterdir() if (p / "config.pbtxt").exists())
 READY = re.compile(r"triton-dynamo ready: .* serving (?P<models>[^;]+);")
 
 

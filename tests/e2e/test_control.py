@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Triton's RPCs beyond inference, through the stack's control service: one Triton server's answers from every
 worker, with tritonclient as a Triton user calls them."""
 
@@ -16,9 +17,7 @@ from tritonclient.utils import InferenceServerException
 
 from triton_dynamo.client.kserve import to_infer_inputs
 
-from .processes import MODEL_REPO, StackProcess
-
-SAMPLE_MODELS = sorted(p.name for p in MODEL_REPO.iterdir() if (p / "config.pbtxt").exists())
+from .processes import SAMPLE_MODELS, StackProcess
 
 
 @pytest.fixture(params=["control_port", "one_port"])

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Every sample model through the real frontend, workers and Triton, in file and etcd + NATS modes."""
 
 from __future__ import annotations
@@ -15,9 +16,7 @@ from tritonclient.utils import InferenceServerException
 
 from triton_dynamo.client.kserve import KServeClient, to_infer_inputs
 
-from .processes import MODEL_REPO, StackProcess
-
-SAMPLE_MODELS = sorted(p.name for p in MODEL_REPO.iterdir() if (p / "config.pbtxt").exists())
+from .processes import MODEL_REPO, SAMPLE_MODELS, StackProcess
 
 
 @pytest.fixture(scope="module")

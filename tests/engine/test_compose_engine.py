@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Scenarios of issue 16 on a real Docker engine, in order: up, scale up, scale down under load, a killed and a
 crashed worker, etcd and NATS restarts under load, down. Each records its figures for docs/reliability.md.
 
@@ -20,6 +21,7 @@ import tritonclient.grpc as grpcclient
 
 from triton_dynamo.client.kserve import to_infer_inputs
 
+from ..e2e.processes import SAMPLE_MODELS
 from ..reliability.load import SteadyLoad, downtime_s, failures
 from ..reliability_figures import record_figure
 from .conftest import OBSERVABILITY_FILES, PROJECT, REPO_ROOT, EngineStack
@@ -28,7 +30,6 @@ from .conftest import OBSERVABILITY_FILES, PROJECT, REPO_ROOT, EngineStack
 pytestmark = pytest.mark.timeout(1200)
 TABLE = "engine"
 THREADS = 4
-SAMPLE_MODELS = sorted(p.name for p in (REPO_ROOT / "model_repo").iterdir() if (p / "config.pbtxt").exists())
 
 
 def infer_identity(url: str, **client_args) -> list[int]:

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The models one worker serves to Dynamo: each model's endpoint (served once per process), its registration with
 Dynamo (which makes the frontend route it here), and Triton's RepositoryModelLoad and RepositoryModelUnload on this
 worker, which the control service asks of every worker.
@@ -9,11 +10,14 @@ model on it. The frontend routes a model here exactly while it is in :attr:`Serv
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
-import re
 from collections.abc import Callable
 from typing import Any
+
+# Dynamo's own Triton worker names a model's endpoint this way ([a-z0-9_-] and a content hash, so that no endpoint
+# name is a prefix of another, which discovery's prefix scan would confuse): ours uses the same function, so the
+# names match what Dynamo's tooling expects of a Triton model.
+from dynamo.triton.util import endpoint_slug
 
 from ..errors import Status, TritonDynamoError
 from ..telemetry.metrics import WorkerMetrics
@@ -27,18 +31,6 @@ logger = logging.getLogger(__name__)
 
 # After unregistering, the frontend may still route a request or two that it picked before it saw the change.
 SETTLE_S = 1.0
-
-
-def endpoint_slug(model_name: str) -> str:
-    """A Dynamo-safe endpoint name for a Triton model name (``[a-z0-9_-]``), with a short hash so that no endpoint
-    name is a prefix of another (discovery looks endpoints up by key prefix).
-
-    Example:
-        >>> endpoint_slug("Add.Sub")
-        'add_sub_8504e189'
-    """
-    safe = re.sub(r"[^a-z0-9_-]", "_", model_name.lower())
-    return f"{safe}_{hashlib.sha256(model_name.encode()).hexdigest()[:8]}"
 
 
 class ServedModels:
