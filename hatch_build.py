@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Build hook: compiles the binding's C callbacks (src/triton_dynamo/triton/_shim.c) into the package."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Shared pieces of the benchmark scripts: percentiles, free ports, tables, the Triton binary of the wheel."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Dynamo's own floor: a worker that returns its input tensors without Triton, registered as a real model.
 
 Every request goes through the same frontend, request plane and Python runtime as ours, and the tensors through

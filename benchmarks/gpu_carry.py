@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Carrying the project's Python packages to the GPU device, which reaches no registry (scripts/gpu-check.sh).
 
   prepare   here, with PyPI: the wheels the device's Python (3.12) needs, their contents packed into one xz stream

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Workers on one GPU, measured: `triton-dynamo up` with 1, 2 and 4 workers serving model_repo_gpu/gpu_matmul.
 
 scripts/gpu-check.sh runs this on the device (issue 18), after installing the carried wheels (benchmarks/gpu_carry.py),

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The load generator's own cost: CPU (user + system) of the Locust process(es) per request sent, against Dynamo's
 floor (the frontend and an echo worker without Triton, as in benchmarks/stack.py), at enough users to saturate.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Inference through the stack's one port (nginx routing every Triton RPC) against the frontend's own port, in one
 run, on one stack: `triton-dynamo up --workers 1 --proxy nginx` serving identity_fp32 in the native identity backend
 (benchmarks/native_identity), so that what is measured is the path, not a model.

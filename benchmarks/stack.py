@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Through the stack against Dynamo's own floor and Triton's own gRPC endpoint, measured in one run.
 
 Paths, each serving identity_fp32 (FP32, dims [-1]), by default in a native identity backend built from

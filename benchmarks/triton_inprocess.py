@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """In-process Triton (our C API binding) against Triton's own gRPC endpoint, on the same model, in one run.
 
 Measures identity_fp32 with 16 and 150528 FP32 elements: p50/p90/p99 of sequential requests and throughput with

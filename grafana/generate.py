@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """The Grafana dashboards of triton-dynamo, as code: this script is their source of truth.
 
     python grafana/generate.py           # (re)writes grafana/dashboards/*.json

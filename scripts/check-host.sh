@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Does this host meet what the Compose stack needs? One line per check: ok, warn (runs, with the difference said)
 # or FAIL; exits 1 when any check fails.
 #

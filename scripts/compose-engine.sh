@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The Compose stack on a local Docker engine: what tests/engine/ runs, and how to run it by hand.
 #
 #   bash scripts/compose-engine.sh            prepare, run tests/engine/, then stop what was started

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Issue 18's GPU check: `triton-dynamo up` with 1, 2 and 4 workers serving model_repo_gpu/gpu_matmul on one GPU,
 # measured (throughput, p50/p99 at a saturating concurrency, GPU utilization from nvidia-smi, Triton's nv_gpu_* from
 # a worker's metrics port) and checked (instance placed on the GPU, model computing with CUDA, answers against numpy).

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Measures the stack's reliability and writes docs/reliability.md from what the tests recorded.
 #   bash scripts/reliability.sh           the short variants (as CI runs them)
 #   bash scripts/reliability.sh --long    also the long ones: a ten-minute soak, 40 s etcd and NATS outages

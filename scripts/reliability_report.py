@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Renders docs/reliability.md from the figures the reliability tests recorded (tests/reliability_figures.py).
 
 python scripts/reliability_report.py build/reliability docs/reliability.md [options the tests ran with]

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The whole test suite on a fresh machine: installs what it needs (uv, the locked Python environment, and the
 # Debian packages etcd-server, nats-server and prometheus when they are absent), then lints and runs pytest.
 # Extra arguments go to pytest, e.g. `bash scripts/test.sh -k worker`.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Shared fixtures: one real in-process Triton for the whole session, serving the sample models of ``model_repo``.
 
 Every async test runs in the session's event loop (the binding keeps one event channel per loop, and the session

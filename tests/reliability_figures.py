@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Figures that tests measure for docs/reliability.md: each test records what it saw, a script renders the table.
 
 Figures go to JSON lines under ``$TRITON_DYNAMO_FIGURES_DIR`` (default ``build/reliability``), one file per table;

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Every example in the package's docstrings runs and shows what it says it shows."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The project's error root, its status table, and Triton's error codes mapped onto it (pure)."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * A native Triton backend that returns each input INPUT<n> as OUTPUT<n>: the benchmarks' identity model without
  * Triton's python backend.

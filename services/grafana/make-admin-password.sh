@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The Grafana admin password of the Compose stack (compose.observability.yaml): a random one, or the one given.
 #
 #   bash services/grafana/make-admin-password.sh            # random; printed once

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # A self-signed certificate for the TLS proxy of the Compose stack (development and tests only).
 #
 #   bash services/nginx/make-dev-cert.sh [--force] [NAME_OR_IP ...]

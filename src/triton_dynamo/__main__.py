@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """``python -m triton_dynamo``: the same as the ``triton-dynamo`` command."""
 
 import sys

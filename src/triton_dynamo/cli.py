@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The ``triton-dynamo`` command: ``up`` (the whole stack on this machine), ``worker``, ``models``, ``infer``.
 
 Each subcommand's options come with environment variables; ``triton-dynamo <command> --help`` lists them.

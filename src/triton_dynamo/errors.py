@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The one exception root of triton-dynamo, and the one table that says what a client sees for each status.
 
 Every error the project raises on purpose derives from :class:`TritonDynamoError` and carries a :class:`Status`.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Typed configuration objects whose fields carry their own command-line flag and environment variable.
 
 A configuration class is a frozen, keyword-only dataclass whose fields are made with :func:`setting`; it gets its

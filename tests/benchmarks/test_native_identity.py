@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The benchmarks' native identity backend (benchmarks/native_identity/identity.c), in a real in-process Triton.
 
 The stack benchmark's headline figures come from this model, so it must answer exactly what it was sent, for the

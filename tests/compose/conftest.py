@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Fixtures of the Compose tests: the configurations Compose makes of the files, and one local run of the stack."""
 
 from __future__ import annotations

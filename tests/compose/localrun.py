@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Runs services of the Compose stack as local processes, with the command lines and environment Compose gives them.
 
     python -m tests.compose.localrun --config core.json --prometheus-config observability.json --workdir DIR --out R

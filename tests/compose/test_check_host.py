@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """scripts/check-host.sh: what it says where the tools are missing (here, on a PATH without them); where an engine
 runs, tests/engine/ checks what it says of it."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The images' install steps, run here: the `RUN uv build ...` step of each build stage of services/*/Dockerfile,
 word for word but for the paths (/src, /dist, /opt/venv and the base image's python3 become a temporary folder and
 this machine's Python), on the files .dockerignore lets into the build context.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The Compose stack's own commands, run as local processes on loopback (tests/compose/localrun.py): etcd, NATS,
 the frontend, two workers, the TLS proxy and Prometheus, then requests through the frontend and the proxy."""
 

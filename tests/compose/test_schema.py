@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The compose files against the Compose specification's JSON schema (check-jsonschema), each alone and as Compose
 merges them, and Compose's own reading of every documented combination (`docker compose config`: no engine needed)."""
 

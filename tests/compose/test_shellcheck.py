@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """shellcheck on every shell script of the repository: files named *.sh and files whose first line runs a shell."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """What the Compose stack promises, read from the configurations Compose makes of the files (`docker compose config`)
 and from the files they mount: pinned images, healthchecks, a scalable worker, mounts that exist, loopback-only
 ports, no root and no secret where avoidable, and ports and addresses that agree with the code and Prometheus."""

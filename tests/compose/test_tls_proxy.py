@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The TLS proxy (services/nginx/nginx.conf, as compose.yaml runs it) in front of the frontend of the local run, with
 a certificate made by services/nginx/make-dev-cert.sh."""
 

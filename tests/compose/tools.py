@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """What the Compose tests run: Docker Compose itself (only to read the files: `config` needs no engine),
 check-jsonschema, and a reader for ``.env``.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Several workers' Triton answers merged into one server's: pure functions, tables of cases."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """End-to-end fixtures: the real Dynamo frontend, real workers with real Triton, and real etcd and NATS.
 
 One stack per discovery mode: ``file_stack`` (a folder, TCP request plane, nothing else; in tests/conftest.py, as the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Bad input, through the real frontend, with tritonclient and with raw KServe messages.
 
 Every case must end in an error that names the problem; the frontend and the workers stay up, and the next good

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """RepositoryModelLoad and RepositoryModelUnload through the stack (file and etcd discovery), with tritonclient:
 every worker loads or unloads, the frontend starts or stops routing, and a worker restarted afterwards serves the
 fleet's set without anyone asking.

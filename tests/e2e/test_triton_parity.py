@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The stack against plain Triton 2.51 (the wheel's own ``tritonserver``), call by call, field by field: each Triton
 RPC beyond inference runs against both, on two copies of one repository, and the answers must be equal except where
 a difference is documented here (and in the README's table).

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A worker killed with SIGKILL: the other keeps serving at once, and the supervisor of ``up`` brings it back.
 
 Runs after the serving tests of the same stack (file order), and leaves the stack whole again.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The Compose stack on a local Docker engine (scripts/compose-engine.sh prepares the engine and the images).
 
 One stack for the whole module, under its own project name and on free host ports, so that nothing else on the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """scripts/gpu-check.sh on this machine: its CPU dry run (the device's flow, GPU-only steps skipped) starts real
 stacks on model_repo_gpu, checks the model and measures it; and the pieces of carrying wheels to the device, on small
 made-up wheels (the real --prepare downloads 150 MB from PyPI and is run by hand)."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The GPU sample model (model_repo_gpu/gpu_matmul) in a real in-process Triton on this machine: it loads with its
 instance placed by what the machine has, batches requests, and answers what config.pbtxt's reference computation says.
 

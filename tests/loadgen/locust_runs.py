@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Helpers of the end-to-end load tests: Locust processes, and the counts the servers and clients expose."""
 
 from __future__ import annotations

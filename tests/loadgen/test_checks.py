@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Answer checks: right answers pass, wrong ones give a stable message naming the model and what is wrong."""
 
 from __future__ import annotations

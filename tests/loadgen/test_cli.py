@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """``triton-dynamo loadtest``'s options and the Locust command lines it runs (the runs themselves: test_e2e)."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The load generator's options: models and weights, variable dims, validation, and passing flags on."""
 
 from __future__ import annotations

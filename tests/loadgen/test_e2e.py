@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Real Locust runs against the real stack (frontend, two workers, Triton): counts that match the server's, checks
 that catch wrong answers, a step ramp's knee, and master + worker with merged HDR histograms."""
 

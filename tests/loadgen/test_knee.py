@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The knee of a step ramp, as defined in triton_dynamo.loadgen.knee."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """HDR latency per endpoint: percentiles in microseconds, and workers' deltas merged on the master exactly."""
 
 from __future__ import annotations

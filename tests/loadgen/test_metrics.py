@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Client metrics for Prometheus: the exact names, labels and buckets the dashboards query, served over HTTP."""
 
 from __future__ import annotations

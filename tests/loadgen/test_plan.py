@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The plan: endpoints from --models (or the requests file), kinds from the model config, inputs generated or read."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Sample requests from a JSON lines file: every data type, expectations, and errors that name the line."""
 
 from __future__ import annotations

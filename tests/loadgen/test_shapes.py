@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Load shapes as schedules: users and spawn rate over time, and when each ends."""
 
 from __future__ import annotations

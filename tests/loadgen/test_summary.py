@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The JSON summary: counts and throughput per endpoint, model and overall, failures by reason, steps and knee."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Requests built once as protobuf messages, answers decoded to numpy: every data type, the stream's final flag."""
 
 from __future__ import annotations

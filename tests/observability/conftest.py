@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """One observed stack for the observability tests: etcd, NATS (with its monitoring port and the exporter's stand-in),
 ``triton-dynamo up`` in etcd + NATS mode with tracing on, a real Prometheus scraping all of it every second with the
 repository's rule files, and a known batch of requests sent through the frontend.

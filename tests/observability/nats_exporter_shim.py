@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A test-only stand-in for prometheus-nats-exporter: nats-server's ``/varz`` as ``gnatsd_varz_*`` gauges.
 
 The Compose stack runs the real exporter (an image; Prometheus job ``nats``). It is not installed here, so the

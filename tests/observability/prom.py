@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Helpers of the observability tests: a real Prometheus process, its HTTP API, and the dashboards' queries."""
 
 from __future__ import annotations

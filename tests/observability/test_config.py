@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The Prometheus and Grafana files, checked without a running stack: promtool, the rule unit tests, the local config
 of ``triton-dynamo up --observe``, and the generated dashboards."""
 

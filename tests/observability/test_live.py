@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The dashboards, recording rules and alerts against a real stack scraped by a real Prometheus.
 
 Every PromQL expression of every dashboard panel must return data, except those listed in ``NO_DATA_HERE`` (with the

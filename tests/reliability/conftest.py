@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A stack of three workers under steady load, for fault tests that kill and restart its parts."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Steady load from threads in the test: every request's send time, end time and outcome."""
 
 from __future__ import annotations

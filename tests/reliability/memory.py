@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Resident memory, file descriptors and threads of the stack's processes, read from /proc."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Faults under steady load on a stack of three workers: SIGTERM, SIGKILL, a frontend restart."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """etcd and NATS restarted under load, with etcd discovery and each request plane (NATS, TCP): what fails, for how
 long, and recovery by itself.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Models that do not load: the worker serves the others and says which failed and why; with none loadable, it
 exits with a clear message and a non-zero status."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Four times the load the stack holds, open loop: no crash, memory bounded, an explicit error for every refused
 request (never a hang), and bounded latency for the admitted ones.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Soak: 70% of capacity for a while (60 s here, ten minutes with --long) beside another process that keeps one core
 busy, as on a shared machine: no request fails, resident memory of the frontend and the workers grows less than 5%
 after warm-up, and no file descriptor or thread leaks."""

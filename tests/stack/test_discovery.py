@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Revoking a dead worker's etcd lease against a real etcd: revoked, unknown, and etcd away (to be retried)."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The local stack's pure parts: its processes' command lines, configuration checks, discovery clean-up."""
 
 from __future__ import annotations

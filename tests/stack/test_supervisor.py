@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Process supervision with real processes: restart with backoff, exit hooks, and nothing left behind."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A stack that traces: one worker, Dynamo's own spans on, everything exported to a real OTLP receiver."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A real OTLP/gRPC receiver for tests: collects every span and every log record exported to it."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The worker's metrics plumbing (pure parts): re-exposing Triton's and Dynamo's text in OpenMetrics."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The worker follows the frontend's sampling decision: end to end through a stack sampling half its requests, and
 the decision logic with the OpenTelemetry SDK's samplers, the worker's span encoder (its requests kept in a list
 instead of sent) and contexts shaped like Dynamo's."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The worker's span encoder and batcher: OTLP messages from plain values, batches, a full queue, shutdown.
 
 The same path end to end, through the SDK's OTLP/gRPC transport to a real receiver, is in test_tracing.py."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Traces through the real frontend and worker, received by a real OTLP/gRPC receiver.
 
 What Dynamo 1.6.1 does with a client's trace context (seen here, and pinned by these tests): the KServe gRPC server

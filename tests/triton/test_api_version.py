@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """An older libtritonserver is refused with the version it speaks and the one the binding needs, before any of the
 newer functions is looked up (a stand-in library exporting only what each case needs: the refusal is pure logic
 over what the library says; every other test runs the real Triton)."""

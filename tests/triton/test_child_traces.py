@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Child traces, which may outlive their request: Triton spawns a child of a request's trace for each step of an
 ensemble (and, where the backend does it, for a BLS request), with the binding's callbacks and the request's state as
 user pointer; a child released after that state is freed would read freed memory. The binding's callbacks now leave

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Triton data types <-> numpy dtypes, and the BYTES wire format (pure: no Triton)."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Error responses free what Triton allocates for them: ``TRITONSERVER_InferenceResponseError`` makes a new error at
 each call (r24.10), ours to delete. Measured as the process's malloc'd bytes (glibc's mallinfo2) over thousands of
 error responses, in a process of its own."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Inference through the real Triton: every dtype, shapes, BYTES, batching, decoupled streams, traces, errors,
 concurrency and cancellation."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Servers of their own: loading and unloading models, a repository with a broken model, and stopping Triton with
 requests in flight (in a subprocess, so that a crash or a hang cannot take the test session with it)."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Lists of numbers into float arrays in C (triton.lists.real_array): the same values and errors as array.array, on
 both sides of the size where the C loop takes over."""
 

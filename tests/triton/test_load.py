@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Loading and unloading on the session's Triton (explicit model control): Triton's load parameters, a config
 override and a model given as files, which no other test loads."""
 

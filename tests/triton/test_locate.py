@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Finding the Triton installation: the nvidia-pytriton wheel, explicit paths and the environment variables."""
 
 from __future__ import annotations

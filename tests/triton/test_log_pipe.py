@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Triton's log pipe never waits for Python: verbose logging under load (which hung a process for good when Python
 drained the pipe) completes, and text beyond the buffer is dropped and counted rather than blocking Triton."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Triton's LogSettings on the session's Triton: the logger changes at once (lines stop, or change format and still
 reach Python logging), and what Triton refuses is refused with Triton's words."""
 

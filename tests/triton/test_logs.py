@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Parsing Triton's log lines into Python logging records (pure: no Triton)."""
 
 from __future__ import annotations

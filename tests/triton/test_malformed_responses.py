@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A response the binding cannot read fails its own request with a clear error, and the loop's event channel keeps
 draining: a native backend that lies about its outputs' shapes (tests/triton/lying_identity.c) sends a fixed-size
 output with fewer bytes than its shape needs and a BYTES output with fewer elements than its shape says, among

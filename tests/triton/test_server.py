@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The session's real Triton: health, the model index, metadata, configuration, statistics and metrics."""
 
 from __future__ import annotations

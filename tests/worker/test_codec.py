@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Dynamo tensor dicts <-> numpy: the mapping table, round trips, and property tests of request decoding."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The worker's control endpoint on the real in-process Triton: each answer is Triton's own, and a refusal is data
 that carries Triton's status (the control service turns it into the gRPC status a Triton client expects)."""
 

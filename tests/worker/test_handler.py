@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The handler's two response paths on the real in-process Triton: push (Dynamo's ``response_sender``) for models
 that answer once, pull for decoupled ones. A recorder stands in for Dynamo's ResponseSender here; the real one
 carries every request of tests/e2e through the frontend."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The fleet's model set: how a worker's startup list changes with it (a pure table), and its stores: a file under a
 lock, and a real etcd through its JSON gateway with compare-and-swap."""
 

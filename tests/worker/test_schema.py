@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Checks of a request against a model's config, with the messages the client reads."""
 
 from __future__ import annotations

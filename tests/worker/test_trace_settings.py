@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Triton's TraceSetting rules in the worker's trace policy (pure): parsing, resets, per-model overrides, rate and
 count."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Element-wise sum and difference of two FP32 tensors."""
 
 import triton_python_backend_utils as pb_utils

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A deterministic multilayer perceptron: the same weights on every machine (seeded), so outputs can be checked.
 
 Every request of a batch goes through one matrix product per layer, which is what makes batching pay.

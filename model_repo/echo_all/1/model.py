@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Returns every input IN_<TYPE> as OUT_<TYPE>. numpy has no bfloat16, so BF16 travels through DLPack."""
 
 import triton_python_backend_utils as pb_utils

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """INPUT0 -> OUTPUT0 unchanged.
 
 as_numpy() rather than DLPack: in the python backend of Triton 2.51, Tensor.from_dlpack took 0.64 ms for 602 KB

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Streams one response per input element; stops early when the client cancels."""
 
 import time

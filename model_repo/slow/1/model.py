@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Returns INPUT0 after sleeping DELAY_MS milliseconds (default 20): fixed latency, little CPU."""
 
 import time

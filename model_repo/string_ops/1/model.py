@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Upper-cases each BYTES element (as UTF-8 where it decodes) and reports each element's length in bytes."""
 
 import numpy as np

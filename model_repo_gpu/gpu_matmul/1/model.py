@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A deep chain of matrix products with fixed, seeded weights: compute-bound, so that a GPU is the bottleneck.
 
 Triton places the instance (config.pbtxt: KIND_AUTO): a GPU instance computes with torch on its GPU, a CPU instance

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """``triton-dynamo models`` and ``triton-dynamo infer``: a user's first calls to a running stack."""
 
 from __future__ import annotations

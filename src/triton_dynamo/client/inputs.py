@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Request inputs for any model: generated from its KServe metadata and Triton config, or parsed from text.
 
 Used by ``triton-dynamo infer`` and by the load generator. Generated values are deterministic for a seed, fit their

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A small KServe v2 gRPC client over tritonclient: numpy in, numpy out, unary or streaming.
 
 Example:

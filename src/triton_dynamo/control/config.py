@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The control service's configuration: one typed object, each field with its flag and environment variable.
 
 Example:

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Every live worker, reached through the control endpoint each one serves, found by Dynamo's discovery."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Several workers' Triton answers as the one answer of one Triton server: pure functions over Triton's own JSON
 (the shape of ``inference.ModelStatisticsResponse`` and of the repository index), keyed by worker.
 

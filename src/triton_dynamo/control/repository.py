@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """RepositoryModelLoad and RepositoryModelUnload for the fleet: recorded in the fleet's model set first (so a worker
 that starts meanwhile, or restarts later, does the same), then done by every live worker, then awaited at the frontend
 (a Triton client may infer as soon as ``load_model`` returns, as with one Triton).

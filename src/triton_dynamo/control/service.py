@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The control service's gRPC server: Triton's ``inference.GRPCInferenceService`` for the RPCs that Dynamo's frontend
 does not answer, each answered from every worker's Triton (:mod:`.fleet`) merged into one server's answer
 (:mod:`.merge`). Inference stays on the frontend: an inference RPC sent here is refused with the frontend's address.

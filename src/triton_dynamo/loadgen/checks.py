@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Is an answer right? Checks for the sample models of ``model_repo/`` and for samples that carry ``expected``.
 
 A check returns None when the answer is right and otherwise a short message that is the same for every wrong answer

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """``triton-dynamo loadtest``: a headless Locust run against a running stack, with its reports in one folder.
 
 Locust runs as a child process (``python -m locust -f <locustfile> --headless ...``), not through its library API,

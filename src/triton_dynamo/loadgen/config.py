@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The load generator's configuration: one typed object whose fields carry their Locust flag and environment variable.
 
 The same fields are options of ``locust -f loadtest/locustfile.py`` (added to Locust's parser) and of

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The knee of a step ramp: the load beyond which more users no longer buy more throughput.
 
 Definition. Step k (k = 1..K) runs u_k users. Its throughput X_k is the number of successful requests completed per

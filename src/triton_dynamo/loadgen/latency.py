@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Precise latency per endpoint (``<model>/<kind>``): HDR histograms in microseconds, counts, failure reasons, and
 successful completions per time bucket (for the knee of a step ramp).
 

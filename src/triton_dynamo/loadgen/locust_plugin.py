@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The load generator's side of Locust's events, and the state of one Locust process.
 
 Importing this module makes gRPC cooperate with gevent (Locust monkey-patches the process with gevent when it is

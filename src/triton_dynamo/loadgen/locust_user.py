@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The Locust user that sends KServe v2 gRPC requests, and the load shape chosen by ``--shape``.
 
 ``loadtest/locustfile.py`` imports both; Locust finds them there. Each request is reported with Locust's request

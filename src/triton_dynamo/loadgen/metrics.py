@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Client-side metrics for Prometheus, served by every Locust process (master, workers, standalone).
 
 - ``triton_dynamo_client_requests_total{model,kind,outcome}``: requests this process sent, outcome success|failure

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """What to send: the endpoints (model and kind) with their weights, and for each a few ready-made requests.
 
 Built once per Locust process when a test starts, from the configuration, the requests file (if any) and each

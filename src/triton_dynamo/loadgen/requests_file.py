@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Sample requests from a file: JSON lines, one request a line.
 
 Each line is an object::

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Load shapes as pure schedules: elapsed seconds -> (users, spawn rate), or None when the test is over.
 
 ``locust_user.SelectedShape`` (Locust's LoadTestShape) asks the schedule chosen by ``--shape`` at each tick.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The JSON summary of a run: throughput, microsecond percentiles per endpoint and overall, failures by reason,
 request counts per model, and for a step ramp each step's throughput and the knee.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """KServe v2 gRPC on the wire, with as little work per request as possible: requests are built once as protobuf
 messages and sent as they are; answers are decoded to numpy only when they are checked.
 

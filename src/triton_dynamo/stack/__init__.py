@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The whole system on one machine: Dynamo's frontend and N workers as supervised child processes."""
 
 from .config import StackConfig

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """``triton-dynamo up``."""
 
 from __future__ import annotations

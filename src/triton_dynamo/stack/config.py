@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Configuration of ``triton-dynamo up``: the frontend and N workers on this machine."""
 
 from __future__ import annotations

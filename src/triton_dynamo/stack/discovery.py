@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Forgetting a dead worker in discovery at once, rather than when its lease runs out.
 
 A worker killed outright cannot unregister, and Dynamo keeps routing to it until its registration expires: 10 s in

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The local stack: which processes ``triton-dynamo up`` runs, and running them until told to stop."""
 
 from __future__ import annotations

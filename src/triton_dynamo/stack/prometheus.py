@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Prometheus for the local stack (``triton-dynamo up --observe``): its configuration and its command line.
 
 The configuration scrapes the frontend and every worker's metrics port as static ``host:port`` targets, under the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """One address for every Triton gRPC RPC: nginx in front of Dynamo's frontend and the control service, routing each
 call by its method path (``/inference.GRPCInferenceService/<Method>``). Inference goes to the frontend through nginx
 alone, with no Python process in its path; the RPCs the frontend does not answer go to the control service.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Waiting until the stack really serves: every worker has registered its models, and each is ready at the
 frontend."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Child processes kept running: started in their own process group, restarted with backoff when they exit
 unexpectedly, and stopped with SIGTERM (then SIGKILL) so that nothing is left behind, grandchildren included.
 

@@ -1,1 +1,2 @@
+# SPDX-License-Identifier: Apache-2.0
 """Metrics and traces of the worker: what operators look at."""

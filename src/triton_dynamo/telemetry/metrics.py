@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The worker's Prometheus metrics, and the one scrape target that carries all of a worker's metrics.
 
 Per model: requests by outcome, a latency histogram (100 us to 10 s) whose buckets carry trace ids as OpenMetrics

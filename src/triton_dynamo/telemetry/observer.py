@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """What the worker records about each request: metrics always, spans when tracing is configured.
 
 The handler calls :meth:`RequestTelemetry.started` when a request arrives, :meth:`RequestTelemetry.decoded` once it

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Request spans recorded as plain values on the event loop, encoded to OTLP and sent from a thread of their own.
 
 Why not the OpenTelemetry SDK's tracer: a traced request makes three spans (the request, Triton's queue and compute),

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """OpenTelemetry tracing for the worker: on when an OTLP endpoint is configured, and free when it is not.
 
 Spans are made after the fact with explicit timestamps (Triton's trace activities arrive when Triton releases a

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """In-process Triton Inference Server through Triton's stable C API.
 
 The public surface: :class:`Server` with its :class:`Options`, :class:`Model`, the request and response types,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Compiling the binding's C callbacks (``_shim.c``) into ``_tdshim.so``.
 
 Used by the package build (``hatch_build.py``, so wheels and editable installs carry the library) and, when the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """ctypes declarations for Triton's stable C API (``tritonserver.h``, API version 1.x).
 
 This is the only module that knows the C signatures. Everything above it works with :class:`CApi`, whose attributes

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Triton's callbacks for triton_dynamo.triton, in C, so that Triton's threads never take Python's GIL.
  *

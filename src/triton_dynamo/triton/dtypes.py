@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Triton data types and their numpy counterparts: one mapping, its inverse, and pure functions over them.
 
 Triton names its types ``BOOL``, ``UINT8`` ... ``BF16``, ``BYTES`` (the spelling of model metadata and of the KServe

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Triton's errors as one Python exception type that keeps Triton's own error code."""
 
 from __future__ import annotations

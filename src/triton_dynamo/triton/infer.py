@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Asynchronous inference over the C API: building a request, Triton's callbacks, and an async iterator of responses.
 
 Threads: Triton calls back on its own threads into the binding's C callbacks (``_shim.c``), which never touch

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Lists of Python numbers into numpy float arrays, in C (``td_reals_from_list`` in ``_shim.c``).
 
 Dynamo hands a worker every tensor as a flat list of Python numbers. For FP32 and FP64, the types of the large tensors

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Finding a Triton installation and loading its library into this process.
 
 Order: an explicit path (argument, or ``TRITON_DYNAMO_TRITON_LIBRARY`` / ``TRITON_DYNAMO_BACKEND_DIRECTORY``), then

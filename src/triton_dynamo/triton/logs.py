@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Triton's own log lines, routed into Python logging.
 
 Triton 2.51's C API has no log callback, but it can write its log to a file. We give it a named pipe, drain that

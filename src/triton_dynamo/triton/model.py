@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A model of a running in-process Triton: metadata, config, statistics, readiness and inference.
 
 Example:

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """An in-process Triton server: options, start and stop, health, the model index, loading, metrics.
 
 Example:

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The plain data the binding hands in and out: requests, responses, tensors and per-request trace timestamps."""
 
 from __future__ import annotations

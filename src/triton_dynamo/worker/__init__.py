@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The Dynamo worker that serves every model of a Triton repository, with Triton in its own process."""
 
 from .config import WorkerConfig

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Dynamo's tensor dicts to numpy and back: pure functions over one mapping of type names and its inverse.
 
 Dynamo hands a worker each tensor as ``{"metadata": {"name", "data_type", "shape"}, "data": {"data_type",

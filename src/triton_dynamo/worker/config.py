@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The worker's configuration: one typed object, each field with its flag and environment variable.
 
 Precedence: a command-line flag, then its environment variable, then the default. Flags and variables follow the

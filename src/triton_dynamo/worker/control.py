@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The worker's control endpoint: what the control service (:mod:`triton_dynamo.control`) asks every worker about its
 Triton, answered by that Triton. One request, one response: ``{"op": ..., <arguments>}`` in, ``{"result": ...}`` or
 ``{"error": {"status": ..., "message": ...}}`` out, so that Triton's status travels as data, not as an exception

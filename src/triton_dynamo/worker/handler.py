@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """One model's request path: decode, check, infer, encode. Protocol details stay in :mod:`.codec`; Triton stays
 behind :class:`~triton_dynamo.triton.Model`.
 

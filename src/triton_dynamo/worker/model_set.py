@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Which models the fleet serves beyond what each worker starts with: the loads and unloads asked through
 RepositoryModelLoad and RepositoryModelUnload, kept in the discovery store so that a worker that starts or restarts
 later serves the same set.

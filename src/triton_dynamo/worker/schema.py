@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """What a model accepts, from its Triton config, and the checks that turn a bad request into a message naming the
 problem before Triton sees it. Dynamo's frontend checks none of this (an INT32 tensor for an FP32 input reaches the
 worker), and its client only ever reads our message, so the message is the product.

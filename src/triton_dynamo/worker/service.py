@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The worker process: Triton in-process, every ready model registered with Dynamo, and a drain on SIGTERM.
 
 Lifecycle, in one place:

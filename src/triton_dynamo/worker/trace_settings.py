@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Triton's TraceSetting for a worker: which requests carry Triton's trace (its queue and compute timestamps, which
 become the worker's per-phase metrics and its spans' events), for the whole worker and per model.
 

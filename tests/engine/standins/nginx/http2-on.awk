@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # nginx.conf written for nginx >= 1.25.1 (`http2 on;` in a server block) rewritten for nginx 1.22, which knows only
 # `listen ... http2`: in each server block that says `http2 on;`, that line goes and every listen gets `http2`.
 # Server blocks without it (the healthcheck's plain HTTP/1.1 port) stay as they are.
