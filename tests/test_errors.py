@@ -6,34 +6,34 @@ from __future__ import annotations
 import pytest
 
 from triton_dynamo.errors import (
-    STATUS_TABLE,
+    EXIT_CODES,
     ConfigurationError,
     InvalidInput,
-    ModelNotFound,
     Overloaded,
     RequestTooLarge,
     Status,
     TritonDynamoError,
     client_message,
     exit_code,
+    status_from_reply,
 )
 from triton_dynamo.triton import TritonError
+from triton_dynamo.triton.errors import STATUS_OF_CODE, TritonCode
 
 
 def test_status_table_covers_every_status() -> None:
-    assert set(STATUS_TABLE) == set(Status)
+    assert set(EXIT_CODES) == set(Status)
 
 
 @pytest.mark.parametrize("status", list(Status), ids=lambda s: s.name)
-def test_status_labels_and_exit_codes(status: Status) -> None:
-    label, code = STATUS_TABLE[status]
-    assert label == status.name
+def test_exit_codes_are_failures(status: Status) -> None:
+    code = EXIT_CODES[status]
     assert isinstance(code, int)
     assert 0 < code < 256  # a failure, and a valid process exit status
 
 
 def test_exit_codes_tell_apart_what_a_script_acts_on() -> None:
-    codes = {status: STATUS_TABLE[status][1] for status in Status}
+    codes = dict(EXIT_CODES)
     assert codes[Status.INVALID_ARGUMENT] == 2
     assert codes[Status.NOT_FOUND] == 3
     assert codes[Status.UNAVAILABLE] == 4
@@ -56,7 +56,7 @@ def test_client_message_for_every_status(status: Status) -> None:
     assert err.status is status
     assert err.message == "model 'x' has no input 'Y'"
     assert client_message(err) == f"[{status.name}] model 'x' has no input 'Y'"
-    assert exit_code(err) == STATUS_TABLE[status][1]
+    assert exit_code(err) == EXIT_CODES[status]
 
 
 @pytest.mark.parametrize(
@@ -66,7 +66,6 @@ def test_client_message_for_every_status(status: Status) -> None:
         (InvalidInput, Status.INVALID_ARGUMENT),
         (RequestTooLarge, Status.RESOURCE_EXHAUSTED),
         (Overloaded, Status.UNAVAILABLE),
-        (ModelNotFound, Status.NOT_FOUND),
         (ConfigurationError, Status.INVALID_ARGUMENT),
     ],
 )
@@ -106,7 +105,7 @@ def test_triton_error_codes(code: int, name: str, status: Status) -> None:
 
 
 def test_triton_error_codes_are_all_mapped() -> None:
-    assert len(TRITON_CODES) == len(TritonError._NAMES) == len(TritonError._STATUS)
+    assert len(TRITON_CODES) == len(TritonCode) == len(STATUS_OF_CODE)
 
 
 @pytest.mark.parametrize("code", [-1, 8, 99])
@@ -127,3 +126,33 @@ def test_triton_error_is_raisable_and_catchable_as_root() -> None:
     with pytest.raises(TritonDynamoError) as info:
         raise TritonError("not here", code=TritonError.NOT_FOUND)
     assert info.value.status is Status.NOT_FOUND
+
+
+# What a client saw (gRPC code name, message) -> the status it means. Dynamo's frontend reports a worker's error as
+# INTERNAL and quotes the worker's message, whose first bracketed status is the real one.
+REPLIES = [
+    (
+        "StatusCode.INTERNAL",
+        "Failed to fold completions stream: Internal: InvalidInput: [INVALID_ARGUMENT] input 'X'",
+        Status.INVALID_ARGUMENT,
+    ),
+    ("INTERNAL", "Internal: [UNAVAILABLE] worker 3 admits 14 requests in flight", Status.UNAVAILABLE),
+    ("StatusCode.NOT_FOUND", "Model 'nope' not found", Status.NOT_FOUND),
+    ("StatusCode.INVALID_ARGUMENT", "Failed to parse request: Invalid data type", Status.INVALID_ARGUMENT),
+    ("StatusCode.UNAVAILABLE", "failed to connect to all addresses", Status.UNAVAILABLE),
+    ("StatusCode.UNIMPLEMENTED", "", Status.UNIMPLEMENTED),
+    ("StatusCode.INTERNAL", "something broke [not a status] [ALSO_NOT]", Status.INTERNAL),
+    (None, "no code at all", Status.UNKNOWN),
+    ("StatusCode.DATA_LOSS", "a gRPC code we have no status for", Status.UNKNOWN),
+]
+
+
+@pytest.mark.parametrize(("code_name", "message", "status"), REPLIES)
+def test_status_from_reply(code_name: str | None, message: str, status: Status) -> None:
+    assert status_from_reply(code_name, message) is status
+
+
+@pytest.mark.parametrize("status", list(Status), ids=lambda s: s.name)
+def test_status_from_reply_reads_back_every_client_message(status: Status) -> None:
+    err = TritonDynamoError("the problem", status=status)
+    assert status_from_reply("StatusCode.INTERNAL", f"Internal: {err}") is status

@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import enum
+import re
 
 
 class Status(enum.Enum):
@@ -68,38 +69,54 @@ class Overloaded(TritonDynamoError):
     status = Status.UNAVAILABLE
 
 
-class ModelNotFound(TritonDynamoError):
-    status = Status.NOT_FOUND
-
-
 class ConfigurationError(TritonDynamoError):
     """A process was started with options that cannot work; raised when the configuration object is built."""
 
     status = Status.INVALID_ARGUMENT
 
 
-# The one table: status -> (what the client reads first, process exit code for the CLI).
-STATUS_TABLE: dict[Status, tuple[str, int]] = {
-    Status.CANCELLED: ("CANCELLED", 130),
-    Status.UNKNOWN: ("UNKNOWN", 1),
-    Status.INVALID_ARGUMENT: ("INVALID_ARGUMENT", 2),
-    Status.DEADLINE_EXCEEDED: ("DEADLINE_EXCEEDED", 1),
-    Status.NOT_FOUND: ("NOT_FOUND", 3),
-    Status.ALREADY_EXISTS: ("ALREADY_EXISTS", 1),
-    Status.RESOURCE_EXHAUSTED: ("RESOURCE_EXHAUSTED", 1),
-    Status.FAILED_PRECONDITION: ("FAILED_PRECONDITION", 1),
-    Status.UNIMPLEMENTED: ("UNIMPLEMENTED", 1),
-    Status.INTERNAL: ("INTERNAL", 1),
-    Status.UNAVAILABLE: ("UNAVAILABLE", 4),
+# The one table: status -> the CLI's exit code. What a client reads first is the status's name, in brackets.
+EXIT_CODES: dict[Status, int] = {
+    Status.CANCELLED: 130,
+    Status.UNKNOWN: 1,
+    Status.INVALID_ARGUMENT: 2,
+    Status.DEADLINE_EXCEEDED: 1,
+    Status.NOT_FOUND: 3,
+    Status.ALREADY_EXISTS: 1,
+    Status.RESOURCE_EXHAUSTED: 1,
+    Status.FAILED_PRECONDITION: 1,
+    Status.UNIMPLEMENTED: 1,
+    Status.INTERNAL: 1,
+    Status.UNAVAILABLE: 4,
 }
+
+# "[INVALID_ARGUMENT] ..." as client_message writes it, wherever a reply quotes it.
+_BRACKETED_STATUS = re.compile(r"\[([A-Z_]+)\]")
 
 
 def client_message(err: TritonDynamoError) -> str:
     """The text a client reads for ``err``: its status in brackets, then the message that names the problem."""
-    label, _ = STATUS_TABLE[err.status]
-    return f"[{label}] {err.message}"
+    return f"[{err.status.name}] {err.message}"
 
 
 def exit_code(err: TritonDynamoError) -> int:
     """The CLI's exit status for ``err``."""
-    return STATUS_TABLE[err.status][1]
+    return EXIT_CODES[err.status]
+
+
+def status_from_reply(code_name: str | None, message: str | None) -> Status:
+    """The status of a failed call as its client saw it: the first bracketed status of ours in the message (Dynamo's
+    frontend reports every worker error as INTERNAL and quotes the worker's message), else the gRPC code's name
+    (``INVALID_ARGUMENT`` or ``StatusCode.INVALID_ARGUMENT``), else UNKNOWN.
+
+    Example:
+        >>> status_from_reply("StatusCode.INTERNAL", "Internal: InvalidInput: [INVALID_ARGUMENT] input 'X' ...").name
+        'INVALID_ARGUMENT'
+        >>> status_from_reply("StatusCode.UNAVAILABLE", "failed to connect to all addresses").name
+        'UNAVAILABLE'
+    """
+    for label in _BRACKETED_STATUS.findall(message or ""):
+        if label in Status.__members__:
+            return Status[label]
+    name = (code_name or "").rsplit(".", 1)[-1]
+    return Status.__members__.get(name, Status.UNKNOWN)

@@ -18,8 +18,8 @@ import numpy as np
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from ..errors import Status, TritonDynamoError
-from ..triton.dtypes import triton_dtype
+from ..dtypes import triton_dtype
+from ..errors import Status, TritonDynamoError, status_from_reply
 
 
 def to_infer_inputs(inputs: Mapping[str, np.ndarray]) -> list[grpcclient.InferInput]:
@@ -55,11 +55,8 @@ class KServeClient:
             raise self._error(exc) from None
 
     def _error(self, exc: InferenceServerException) -> TritonDynamoError:
-        status = exc.status() or ""
-        code = Status.NOT_FOUND if "NOT_FOUND" in status else Status.UNAVAILABLE
-        if "UNAVAILABLE" not in status and "NOT_FOUND" not in status:
-            code = Status.INTERNAL
-        return TritonDynamoError(f"{self.url}: {exc.message()}", status=code)
+        status = status_from_reply(exc.status(), exc.message())
+        return TritonDynamoError(f"{self.url}: {exc.message()}", status=status)
 
     def live(self) -> bool:
         return self._call(self.client.is_server_live)
@@ -70,7 +67,7 @@ class KServeClient:
         try:
             return self.client.get_model_repository_index(as_json=True).get("models", [])
         except InferenceServerException as exc:
-            if "UNIMPLEMENTED" in (exc.status() or ""):
+            if status_from_reply(exc.status(), None) is Status.UNIMPLEMENTED:
                 return None
             raise self._error(exc) from None
 

@@ -7,8 +7,8 @@ import asyncio
 import logging
 from typing import Any
 
+from ..endpoints import control_endpoint_path
 from ..errors import Status, TritonDynamoError
-from ..worker.control import control_endpoint_path
 
 logger = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from google.protobuf import json_format
 from tritonclient.grpc import model_config_pb2, service_pb2_grpc
 from tritonclient.grpc import service_pb2 as pb
 
-from ..errors import STATUS_TABLE, TritonDynamoError
+from ..errors import TritonDynamoError
 from ..worker.model_set import model_set_store
 from .config import ControlConfig
 from .fleet import Fleet
@@ -133,13 +133,13 @@ class ControlServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
             else:
                 await self.repository.unload(request.model_name, dependents)
         except TritonDynamoError as exc:
-            await _abort(context, STATUS_TABLE[exc.status][0], exc.message)
+            await _abort(context, exc.status.name, exc.message)
 
     async def _ask_all(self, context: Any, op: str, **arguments: Any) -> tuple[dict, dict]:
         try:
             return await self.fleet.ask(op, **arguments)
         except TritonDynamoError as exc:
-            await _abort(context, STATUS_TABLE[exc.status][0], exc.message)
+            await _abort(context, exc.status.name, exc.message)
 
     async def _ask(self, context: Any, op: str, **arguments: Any) -> dict[str, Any]:
         results, errors = await self._ask_all(context, op, **arguments)

@@ -22,8 +22,8 @@ import numpy as np
 from google.protobuf import json_format
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
-from ..errors import Status, TritonDynamoError
-from ..triton.dtypes import deserialize_bytes, numpy_dtype, serialize_bytes, triton_dtype
+from ..dtypes import deserialize_bytes, numpy_dtype, serialize_bytes, triton_dtype
+from ..errors import Status, TritonDynamoError, status_from_reply
 
 FINAL_RESPONSE = "triton_final_response"
 ENABLE_EMPTY_FINAL = "triton_enable_empty_final_response"
@@ -32,9 +32,16 @@ MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 
 class RequestFailed(TritonDynamoError):
-    """A request the server refused or could not answer; the message is what a failure is grouped by."""
+    """A request the server refused or could not answer; the message is what a failure is grouped by, and the status
+    is read from it (:func:`~triton_dynamo.errors.status_from_reply`)."""
 
     status = Status.UNAVAILABLE
+
+    def __init__(self, message: str, *, status: Status | None = None) -> None:
+        if status is None:  # a status of ours quoted in the message, else the class's
+            found = status_from_reply(None, message)
+            status = found if found is not Status.UNKNOWN else None
+        super().__init__(message, status=status)
 
     def __str__(self) -> str:
         # Locust groups failures by str(); the message already starts with the gRPC status, so no prefix of ours.
@@ -80,6 +87,13 @@ def is_final(response: service_pb2.ModelInferResponse) -> bool:
     return parameter is not None and parameter.bool_param
 
 
+def failure_status(exc: grpc.RpcError) -> Status:
+    """What a gRPC error means, in the project's statuses."""
+    code = exc.code() if hasattr(exc, "code") else None
+    details = exc.details() if hasattr(exc, "details") else str(exc)
+    return status_from_reply(code.name if code else None, details)
+
+
 def failure_reason(exc: grpc.RpcError) -> str:
     """A short, stable text for a gRPC error: its code and the server's message."""
     code = exc.code() if hasattr(exc, "code") else None
@@ -114,7 +128,9 @@ class Connections:
         try:
             reply = self.stubs[0].ModelMetadata(service_pb2.ModelMetadataRequest(name=model), timeout=timeout_s)
         except grpc.RpcError as exc:
-            raise RequestFailed(f"metadata of {model!r} from {self.url}: {failure_reason(exc)}") from None
+            raise RequestFailed(
+                f"metadata of {model!r} from {self.url}: {failure_reason(exc)}", status=failure_status(exc)
+            ) from None
         metadata = json_format.MessageToDict(reply, preserving_proto_field_name=True)
         for spec in (*metadata.get("inputs", []), *metadata.get("outputs", [])):
             spec["shape"] = [int(d) for d in spec.get("shape", [])]
@@ -125,7 +141,9 @@ class Connections:
         try:
             reply = self.stubs[0].ModelConfig(service_pb2.ModelConfigRequest(name=model), timeout=timeout_s)
         except grpc.RpcError as exc:
-            raise RequestFailed(f"config of {model!r} from {self.url}: {failure_reason(exc)}") from None
+            raise RequestFailed(
+                f"config of {model!r} from {self.url}: {failure_reason(exc)}", status=failure_status(exc)
+            ) from None
         return json_format.MessageToDict(reply.config, preserving_proto_field_name=True)
 
 
@@ -136,7 +154,7 @@ def infer(
     try:
         response = stub.ModelInfer(request, timeout=timeout_s)
     except grpc.RpcError as exc:
-        raise RequestFailed(failure_reason(exc)) from None
+        raise RequestFailed(failure_reason(exc), status=failure_status(exc)) from None
     return [response], time.perf_counter()
 
 
@@ -167,7 +185,7 @@ def stream(
                 final_at = time.perf_counter()
     except grpc.RpcError as exc:
         if final_at is None:
-            raise RequestFailed(failure_reason(exc)) from None
+            raise RequestFailed(failure_reason(exc), status=failure_status(exc)) from None
     if final_at is None:
         raise RequestFailed("stream ended without a final response")
     return responses, final_at

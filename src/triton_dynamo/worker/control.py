@@ -2,11 +2,12 @@
 """The worker's control endpoint: what the control service (:mod:`triton_dynamo.control`) asks every worker about its
 Triton, answered by that Triton. One request, one response: ``{"op": ..., <arguments>}`` in, ``{"result": ...}`` or
 ``{"error": {"status": ..., "message": ...}}`` out, so that Triton's status travels as data, not as an exception
-text that Dynamo reports as INTERNAL.
+text that Dynamo reports as INTERNAL. The endpoint's name is in :mod:`triton_dynamo.endpoints`.
 
 Example:
-    >>> control_endpoint_path("triton", "worker")
-    'triton.worker.control'
+    >>> import asyncio
+    >>> asyncio.run(ControlHandler(server=None).answer({"op": "reboot"}))["error"]["status"]
+    'INVALID_ARGUMENT'
 """
 
 from __future__ import annotations
@@ -16,19 +17,11 @@ import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, Protocol
 
-from ..errors import STATUS_TABLE, InvalidInput, TritonDynamoError
+from ..errors import InvalidInput, TritonDynamoError
 from ..triton import Server
 from .trace_settings import TracePolicy, TraceSettings
 
 logger = logging.getLogger(__name__)
-
-CONTROL_ENDPOINT = "control"
-
-
-def control_endpoint_path(namespace: str, component: str) -> str:
-    """The one endpoint that every worker of ``namespace.component`` serves, each as an instance of its own (model
-    endpoints are per worker: see :func:`triton_dynamo.worker.served.endpoint_slug`)."""
-    return f"{namespace}.{component}.{CONTROL_ENDPOINT}"
 
 
 class ModelControl(Protocol):
@@ -97,7 +90,7 @@ class ControlHandler:
             return {"result": result}
         except TritonDynamoError as exc:
             logger.info("control %r refused: %s", op, exc)
-            return {"error": {"status": STATUS_TABLE[exc.status][0], "message": exc.message}}
+            return {"error": {"status": exc.status.name, "message": exc.message}}
         except Exception as exc:  # a defect here: the control service names it rather than "no answer"
             logger.exception("control %r failed", op)
             return {"error": {"status": "INTERNAL", "message": f"{type(exc).__name__}: {exc}"}}

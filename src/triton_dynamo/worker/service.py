@@ -26,13 +26,14 @@ import signal
 import time
 from pathlib import Path
 
+from ..endpoints import control_endpoint_path
 from ..errors import ConfigurationError, TritonDynamoError
 from ..telemetry.metrics import WorkerMetrics, fetch_url, scrape_registry, serve_metrics
 from ..telemetry.observer import RequestTelemetry
 from ..telemetry.tracing import dynamo_exports_traces, make_tracer
 from ..triton import Model, Options, Server
 from .config import WorkerConfig
-from .control import ControlHandler, control_endpoint_path
+from .control import ControlHandler
 from .handler import Admission, ModelHandler, RequestObserver
 from .model_set import ModelSet, model_set_store
 from .schema import ModelSchema
