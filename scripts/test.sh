@@ -32,4 +32,5 @@ fi
 uv sync --locked
 uv run ruff check .
 uv run ruff format --check .
+uv run lint-imports
 uv run pytest "$@"

@@ -11,9 +11,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from triton_dynamo.dtypes import (
+    DTYPE_ENUM,
+    ENUM_DTYPE,
+    TRITON_DTYPES,
+    deserialize_bytes,
+    element_size,
+    numpy_dtype,
+    serialize_bytes,
+    triton_dtype,
+)
 from triton_dynamo.errors import InvalidInput, Status
-from triton_dynamo.triton import TRITON_DTYPES, deserialize_bytes, numpy_dtype, serialize_bytes, triton_dtype
-from triton_dynamo.triton.dtypes import DTYPE_ENUM, ENUM_DTYPE, element_size
 from triton_dynamo.triton.types import Tensor
 
 # Triton name, numpy dtype, TRITONSERVER_DataType value in tritonserver.h (what the binding sends to Triton).

@@ -21,7 +21,7 @@ import struct
 import ml_dtypes
 import numpy as np
 
-from ..errors import InvalidInput
+from .errors import InvalidInput
 
 # Triton's name -> (TRITONSERVER_DataType enum value, numpy dtype). Order follows tritonserver.h.
 _TABLE: dict[str, tuple[int, np.dtype]] = {

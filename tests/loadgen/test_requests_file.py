@@ -10,9 +10,9 @@ import ml_dtypes
 import numpy as np
 import pytest
 
+from triton_dynamo.dtypes import TRITON_DTYPES, numpy_dtype
 from triton_dynamo.errors import ConfigurationError
 from triton_dynamo.loadgen.requests_file import Sample, dump_sample, load_samples
-from triton_dynamo.triton.dtypes import TRITON_DTYPES, numpy_dtype
 
 
 def _array(data_type: str) -> np.ndarray:

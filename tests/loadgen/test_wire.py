@@ -7,8 +7,8 @@ import numpy as np
 from tritonclient.grpc import service_pb2
 
 from triton_dynamo.client.inputs import synthesize_array
+from triton_dynamo.dtypes import TRITON_DTYPES
 from triton_dynamo.loadgen.wire import ENABLE_EMPTY_FINAL, build_request, decode_response, is_final, response_bytes
-from triton_dynamo.triton.dtypes import TRITON_DTYPES
 
 
 def _echo(request: service_pb2.ModelInferRequest) -> service_pb2.ModelInferResponse:

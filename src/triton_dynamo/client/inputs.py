@@ -18,8 +18,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from ..dtypes import numpy_dtype
 from ..errors import InvalidInput
-from ..triton.dtypes import numpy_dtype
 
 
 def input_shape(shape: list[int], *, batched: bool, batch_size: int, variable_dim: int) -> tuple[int, ...]:

@@ -32,8 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..dtypes import numpy_dtype, triton_dtype
 from ..errors import ConfigurationError, InvalidInput
-from ..triton.dtypes import numpy_dtype, triton_dtype
 
 Outputs = dict[str, np.ndarray]
 

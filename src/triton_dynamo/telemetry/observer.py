@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import Status
-from ..triton import InferenceRequest, TraceTimestamps
+from ..triton.types import InferenceRequest, TraceTimestamps
 from .metrics import ModelStats, WorkerMetrics
 from .spans import ChildSpan, RequestSpan
 from .tracing import Clock, RequestTracer, SpanStart, TraceParent, parse_traceparent

@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..dtypes import DTYPE_ENUM, ENUM_DTYPE, NUMPY_DTYPE, deserialize_bytes, serialize_bytes, triton_dtype
 from . import _capi as C
-from .dtypes import DTYPE_ENUM, ENUM_DTYPE, NUMPY_DTYPE, deserialize_bytes, serialize_bytes, triton_dtype
 from .errors import TritonError
 from .types import TRACE_ACTIVITY_FIELDS, InferenceRequest, InferenceResponse, Tensor, TraceTimestamps
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from ..dtypes import DTYPE_ENUM
 from ..errors import InvalidInput
-from .dtypes import DTYPE_ENUM
 
 
 @dataclass(frozen=True)

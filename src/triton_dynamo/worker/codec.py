@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from ..dtypes import NUMPY_DTYPE, triton_dtype
 from ..errors import InvalidInput
-from ..triton.dtypes import NUMPY_DTYPE, triton_dtype
 from ..triton.lists import real_array
 
 # Dynamo's name -> Triton's name, and the inverse.
