@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import os
+import types
+import typing
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any, TypeVar
 
 from .errors import ConfigurationError
@@ -58,16 +60,30 @@ def setting(
     return dataclasses.field(default=default, metadata=meta)
 
 
+@functools.cache
+def field_types(cls: type) -> dict[str, type]:
+    """Each field's type from its annotation, ``X | None`` unwrapped to ``X`` (annotations may be strings)."""
+    hints = typing.get_type_hints(cls)
+    resolved = {}
+    for f in dataclasses.fields(cls):
+        kind = hints[f.name]
+        if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union:
+            kind = next(arg for arg in typing.get_args(kind) if arg is not type(None))
+        resolved[f.name] = typing.get_origin(kind) or kind
+    return resolved
+
+
 def build_parser(cls: type, prog: str, description: str) -> argparse.ArgumentParser:
     """An argument parser with one option per field of ``cls``; options left out parse as None."""
     parser = argparse.ArgumentParser(prog=prog, description=description)
+    kinds = field_types(cls)
     for f in dataclasses.fields(cls):
         meta = f.metadata
         names = [meta["flag"], *meta["aliases"]]
         shown = ", ".join(meta["choices"]) if meta["choices"] else None
         default = f.default if f.default is not None else "none"
         help_text = f"{meta['help']} (env {meta['env']}; default {default})"
-        if str(f.type) == "bool":
+        if kinds[f.name] is bool:
             parser.add_argument(
                 *names, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_text
             )
@@ -92,7 +108,7 @@ def from_env(cls: type[T], env: Mapping[str, str] | None = None, **overrides: An
             raw = next((env[name] for name in names if env.get(name)), None)
             if raw is None:
                 continue
-        values[f.name] = convert(f, raw)
+        values[f.name] = convert(f, raw, field_types(cls)[f.name])
     return cls(**values)
 
 
@@ -104,29 +120,54 @@ def from_args(
     return from_env(cls, env, **vars(args))
 
 
-def convert(f: dataclasses.Field, raw: Any) -> Any:
-    """A flag's or variable's value as the field's type; a clear error naming the flag and variable otherwise."""
-    kind = str(f.type)
+def convert(f: dataclasses.Field, raw: Any, kind: type) -> Any:
+    """A flag's or variable's value as ``kind`` (the field's type, :func:`field_types`); a clear error naming the
+    flag and variable otherwise."""
     try:
-        if f.metadata.get("repeat"):
+        if kind is tuple:
             items = raw.split(",") if isinstance(raw, str) else raw
             return tuple(item.strip() for item in items if item.strip())
-        if "Path" in kind:
-            return Path(raw)
-        if kind.startswith("bool"):
+        if kind is bool:
             return raw if isinstance(raw, bool) else parse_bool(raw)
-        if kind.startswith("int"):
-            return int(raw)
-        if kind.startswith("float"):
-            return float(raw)
-        value = str(raw)
+        value = kind(raw)
         choices = f.metadata.get("choices")
         if choices and value not in choices:
             raise ValueError(value)
         return value
-    except ValueError:
-        expected = f"one of {', '.join(f.metadata['choices'])}" if f.metadata.get("choices") else f"a valid {kind}"
+    except (TypeError, ValueError):
+        choices = f.metadata.get("choices")
+        expected = f"one of {', '.join(choices)}" if choices else f"a valid {kind.__name__}"
         raise ConfigurationError(f"{f.metadata['flag']} / {f.metadata['env']}: {raw!r} is not {expected}") from None
+
+
+def to_args(config: Any) -> list[str]:
+    """The command line that builds ``config`` again with :func:`from_args`: every field that is set, by its flag,
+    so that nothing is left to the environment of the process that parses it.
+
+    Example:
+        >>> from dataclasses import dataclass
+        >>> @dataclass(frozen=True, kw_only=True)
+        ... class Demo:
+        ...     port: int = setting(8000, flag="--port", env="DEMO_PORT", help="port")
+        ...     names: tuple[str, ...] = setting((), flag="--name", env="DEMO_NAMES", help="names", repeat=True)
+        ...     verbose: bool = setting(False, flag="--verbose", env="DEMO_VERBOSE", help="more output")
+        >>> to_args(Demo(port=9000, names=("a", "b")))
+        ['--port', '9000', '--name', 'a', '--name', 'b', '--no-verbose']
+    """
+    argv: list[str] = []
+    kinds = field_types(type(config))
+    for f in dataclasses.fields(config):
+        value, flag = getattr(config, f.name), f.metadata["flag"]
+        if value is None:
+            continue
+        if kinds[f.name] is bool:
+            argv.append(flag if value else "--no-" + flag.removeprefix("--"))
+        elif kinds[f.name] is tuple:
+            for item in value:
+                argv += [flag, str(item)]
+        else:
+            argv += [flag, str(value)]
+    return argv
 
 
 def parse_bool(text: str) -> bool:

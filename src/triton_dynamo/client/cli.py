@@ -3,54 +3,37 @@
 
 from __future__ import annotations
 
-import argparse
-import os
 from collections.abc import Sequence
 
 import numpy as np
 
 from ..errors import InvalidInput
 from ..stack.proxy import rpc_routes
+from .config import ClientConfig
 from .inputs import parse_input, synthesize_inputs
 from .kserve import KServeClient, list_models
 
-DEFAULT_URL = "127.0.0.1:8001"
-
-
-def _url_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--url",
-        default=os.environ.get("TRITON_DYNAMO_URL", DEFAULT_URL),
-        help=f"the frontend's KServe gRPC address (env TRITON_DYNAMO_URL; default {DEFAULT_URL})",
-    )
-
 
 def models(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog="triton-dynamo models",
-        description="The models of the stack's repository with their state on the workers (where the control RPCs "
-        "answer at --url), else the models the frontend serves; with --rpcs, every Triton RPC and who answers it.",
-    )
-    _url_options(parser)
-    parser.add_argument(
-        "--metrics-url",
-        default=os.environ.get("TRITON_DYNAMO_METRICS_URL"),
-        help="the frontend's metrics address, which lists models where the control RPCs do not answer "
-        "(env TRITON_DYNAMO_METRICS_URL; default: the --url host on port 8002)",
+    parser = ClientConfig.parser(
+        "triton-dynamo models",
+        "The models of the stack's repository with their state on the workers (where the control RPCs answer at "
+        "--url), else the models the frontend serves; with --rpcs, every Triton RPC and who answers it.",
     )
     parser.add_argument("--rpcs", action="store_true", help="print every RPC of Triton's gRPC service and who answers")
     args = parser.parse_args(argv)
+    config = ClientConfig.from_parsed(args)
     if args.rpcs:
         print(f"{'RPC':<30} {'ANSWERED BY':<16} NOTE")
         for method, answered_by, note in rpc_routes():
             print(f"{method:<30} {answered_by:<16} {note}")
         return 0
-    metrics_url = args.metrics_url or f"http://{args.url.rsplit(':', 1)[0]}:8002"
-    with KServeClient(args.url) as client:
+    metrics_url = config.metrics_address
+    with KServeClient(config.url) as client:
         index = client.repository_index()
         if index is None:  # the frontend's own port: no control RPCs
             index = [{"name": name} for name in list_models(metrics_url)]
-            print(f"(no control RPCs at {args.url}: the models the frontend routes, without their state)")
+            print(f"(no control RPCs at {config.url}: the models the frontend routes, without their state)")
         print(f"{'MODEL':<24} {'VERSION':<8} {'STATE':<12} {'INPUTS':<40} REASON")
         for entry in index:
             name = entry["name"]
@@ -66,13 +49,12 @@ def models(argv: Sequence[str]) -> int:
 
 
 def infer(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog="triton-dynamo infer",
-        description="Send one request through the frontend and print the outputs. Inputs not given with --input are "
-        "generated from the model's metadata.",
+    parser = ClientConfig.parser(
+        "triton-dynamo infer",
+        "Send one request through the frontend and print the outputs. Inputs not given with --input are generated "
+        "from the model's metadata.",
     )
     parser.add_argument("model")
-    _url_options(parser)
     parser.add_argument(
         "--input",
         action="append",
@@ -86,7 +68,8 @@ def infer(argv: Sequence[str]) -> int:
     parser.add_argument("--request-id", default="", help="request id, echoed in the response")
     parser.add_argument("--stream", action="store_true", help="use ModelStreamInfer (automatic for decoupled models)")
     args = parser.parse_args(argv)
-    with KServeClient(args.url) as client:
+    config = ClientConfig.from_parsed(args)
+    with KServeClient(config.url) as client:
         metadata, config = client.metadata(args.model), client.config(args.model)
         types = {i["name"]: i["datatype"] for i in metadata["inputs"]}
         given = {}

@@ -29,9 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import settings
+from ..client.config import DEFAULT_URL
 from ..errors import ConfigurationError
 from ..settings import setting
-from .config import DEFAULT_URL, SHAPES, LoadConfig, add_arguments, to_argv
+from .config import SHAPES, LoadConfig, add_arguments, to_argv
 from .summary import format_table
 
 logger = logging.getLogger(__name__)

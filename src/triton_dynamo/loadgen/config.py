@@ -27,7 +27,7 @@ from ..settings import setting
 
 KINDS = ("unary", "stream")
 SHAPES = ("constant", "step", "spike")
-DEFAULT_URL = "127.0.0.1:8001"
+
 DEFAULT_MODEL = "identity"
 
 

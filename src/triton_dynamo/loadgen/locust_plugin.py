@@ -26,9 +26,10 @@ from locust import events
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
+from ..client.config import DEFAULT_URL
 from ..errors import TritonDynamoError
 from .checks import Checker
-from .config import DEFAULT_URL, LoadConfig, add_arguments
+from .config import LoadConfig, add_arguments
 from .knee import StepWindow
 from .latency import LatencyRecorder
 from .metrics import ClientMetrics

@@ -10,27 +10,15 @@ from pathlib import Path
 from .. import settings
 from ..errors import ConfigurationError
 from ..settings import setting
-from ..worker.config import MAX_SYSTEM_PORT
+from ..worker.config import MAX_SYSTEM_PORT, ServingSettings
 
 
 @dataclass(frozen=True, kw_only=True)
-class StackConfig:
-    """Everything ``triton-dynamo up`` needs; validated when built."""
+class StackConfig(ServingSettings):
+    """Everything ``triton-dynamo up`` needs; validated when built. What each worker serves and admits is the
+    worker's own :class:`~triton_dynamo.worker.config.ServingSettings`, passed on as it is."""
 
     workers: int = setting(2, flag="--workers", env="TRITON_DYNAMO_WORKERS", help="number of worker processes")
-    model_repository: Path = setting(
-        Path("model_repo"),
-        flag="--model-repository",
-        env="TRITON_DYNAMO_MODEL_REPOSITORY",
-        help="Triton model repository every worker serves",
-    )
-    model_names: tuple[str, ...] = setting(
-        (),
-        flag="--model-name",
-        env="TRITON_DYNAMO_MODEL_NAMES",
-        help="serve only this model (repeatable); default: every model that loads",
-        repeat=True,
-    )
     host: str = setting(
         "127.0.0.1",
         flag="--host",
@@ -39,7 +27,11 @@ class StackConfig:
     )
     grpc_port: int = setting(8001, flag="--grpc-port", env="TRITON_DYNAMO_GRPC_PORT", help="KServe v2 gRPC port")
     metrics_port: int = setting(
-        8002, flag="--metrics-port", env="TRITON_DYNAMO_METRICS_PORT", help="the frontend's /metrics port"
+        8002,
+        flag="--metrics-port",
+        # not TRITON_DYNAMO_METRICS_PORT: that is a worker's own metrics port (its --metrics-port)
+        env="TRITON_DYNAMO_FRONTEND_METRICS_PORT",
+        help="the frontend's /metrics port",
     )
     proxy: str = setting(
         "auto",
@@ -102,23 +94,11 @@ class StackConfig:
         env="TRITON_DYNAMO_STATE_DIR",
         help="folder for logs and the file discovery store; default: a new folder under the temp directory",
     )
-    grace_period_s: float = setting(
-        10.0,
-        flag="--grace-period-s",
-        env="TRITON_DYNAMO_GRACE_PERIOD_S",
-        help="on stop, how long workers may drain requests in flight",
-    )
     startup_timeout_s: float = setting(
         120.0,
         flag="--startup-timeout-s",
         env="TRITON_DYNAMO_STARTUP_TIMEOUT_S",
         help="give up when the stack is not ready after this long",
-    )
-    max_inflight: int = setting(
-        0,
-        flag="--max-inflight",
-        env="TRITON_DYNAMO_MAX_INFLIGHT",
-        help="requests in flight each worker admits before refusing; 0: no limit",
     )
     otlp_endpoint: str | None = setting(
         None,
@@ -136,13 +116,6 @@ class StackConfig:
         "follow its decision, so a trace is whole or absent; at 0.1 tracing cost a worker 30-70 µs of CPU per request "
         "and the frontend ~35, most of it Dynamo's own tracing, which runs for every request",
     )
-    max_request_bytes: int = setting(
-        64 * 1024 * 1024,
-        flag="--max-request-bytes",
-        env="TRITON_DYNAMO_MAX_REQUEST_BYTES",
-        help="largest request (all input tensors) each worker accepts, in bytes; the frontend itself refuses gRPC "
-        "messages over 4 MiB",
-    )
     observe: bool = setting(
         False,
         flag="--observe",
@@ -154,10 +127,9 @@ class StackConfig:
     )
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.workers < 1:
             raise ConfigurationError(f"--workers must be at least 1, not {self.workers}")
-        if not self.model_repository.is_dir():
-            raise ConfigurationError(f"model repository {str(self.model_repository)!r} is not a directory")
         ports = [self.grpc_port, self.metrics_port, self.control_port, *self.worker_ports, *self.worker_metrics_ports]
         if self.proxy != "none":
             ports.append(self.frontend_port)

@@ -14,7 +14,9 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from .. import settings
 from ..errors import ConfigurationError, Status, TritonDynamoError
+from ..worker.config import WorkerConfig
 from .config import StackConfig
 from .discovery import forget_in_file_store, instance_id, revoke_etcd_lease
 from .prometheus import default_rule_files, find_prometheus, prometheus_command, render_local_config
@@ -151,32 +153,18 @@ def build_specs(config: StackConfig, state_dir: Path, environ: Mapping[str, str]
     )
     workers = []
     for index, (port, metrics_port) in enumerate(zip(config.worker_ports, config.worker_metrics_ports, strict=True)):
-        argv = [
-            sys.executable,
-            "-m",
-            "triton_dynamo",
-            "worker",
-            "--model-repository",
-            str(config.model_repository),
-            "--discovery-backend",
-            config.discovery,
-            "--request-plane",
-            config.request_plane,
-            "--system-port",
-            str(port),
-            "--metrics-port",
-            str(metrics_port),
-            "--grace-period-s",
-            str(config.grace_period_s),
-            "--max-inflight",
-            str(config.max_inflight),
-            "--max-request-bytes",
-            str(config.max_request_bytes),
-            "--ready-file",
-            str(ready_file(state_dir, index)),
-        ]
-        for name in config.model_names:
-            argv += ["--model-name", name]
+        # the worker's own config, what up does not decide read from the environment as the worker would, written
+        # out whole as flags
+        worker = WorkerConfig.from_env(
+            environ,
+            **config.serving(),
+            discovery_backend=config.discovery,
+            request_plane=config.request_plane,
+            system_port=port,
+            metrics_port=metrics_port,
+            ready_file=ready_file(state_dir, index),
+        )
+        argv = [sys.executable, "-m", "triton_dynamo", "worker", *settings.to_args(worker)]
         worker_env = {**env, "OTEL_SERVICE_NAME": "triton-dynamo-worker"} if config.otlp_endpoint else env
         workers.append(
             ProcessSpec(worker_name(index), argv, env=worker_env, log_path=logs / f"{worker_name(index)}.log")

@@ -15,7 +15,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from .. import settings
@@ -29,8 +29,9 @@ REQUEST_PLANES = ("tcp", "nats", "http")
 
 
 @dataclass(frozen=True, kw_only=True)
-class WorkerConfig:
-    """Everything a worker process needs; validated when built."""
+class ServingSettings:
+    """What a worker serves and how much it admits: the settings that ``triton-dynamo up`` passes on to each of its
+    workers, declared once for both (:class:`WorkerConfig` and ``StackConfig`` extend it)."""
 
     model_repository: Path = setting(
         Path("model_repo"),
@@ -45,6 +46,43 @@ class WorkerConfig:
         help="serve only this model (repeatable; the variable is comma-separated); default: every model that loads",
         repeat=True,
     )
+    max_request_bytes: int = setting(
+        64 * 1024 * 1024,
+        flag="--max-request-bytes",
+        env="TRITON_DYNAMO_MAX_REQUEST_BYTES",
+        help="largest request (all input tensors) a worker accepts, in bytes; the frontend itself refuses gRPC "
+        "messages over 4 MiB",
+    )
+    max_inflight: int = setting(
+        0,
+        flag="--max-inflight",
+        env="TRITON_DYNAMO_MAX_INFLIGHT",
+        help="requests in flight admitted per worker before refusing with UNAVAILABLE; 0: no limit",
+    )
+    grace_period_s: float = setting(
+        30.0,
+        flag="--grace-period-s",
+        env="TRITON_DYNAMO_GRACE_PERIOD_S",
+        help="on SIGTERM (or a stop of the stack), how long a worker lets requests in flight finish",
+    )
+
+    def __post_init__(self) -> None:
+        if not self.model_repository.is_dir():
+            raise ConfigurationError(f"model repository {str(self.model_repository)!r} is not a directory")
+        if self.max_request_bytes <= 0 or self.max_inflight < 0 or self.grace_period_s < 0:
+            raise ConfigurationError(
+                "max_request_bytes must be positive; max_inflight and grace_period_s must not be negative"
+            )
+
+    def serving(self) -> dict:
+        """These settings alone, as keyword arguments for another :class:`ServingSettings` (a worker's)."""
+        return {f.name: getattr(self, f.name) for f in fields(ServingSettings)}
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkerConfig(ServingSettings):
+    """Everything a worker process needs; validated when built."""
+
     backend_directory: Path | None = setting(
         None,
         flag="--backend-directory",
@@ -104,24 +142,6 @@ class WorkerConfig:
         help="port of the worker's complete metrics (ours, Triton's, Dynamo's) in OpenMetrics with trace exemplars; "
         "default: off (the same metrics, without exemplars, are on the system port)",
     )
-    max_request_bytes: int = setting(
-        64 * 1024 * 1024,
-        flag="--max-request-bytes",
-        env="TRITON_DYNAMO_MAX_REQUEST_BYTES",
-        help="largest request (all input tensors) accepted, in bytes",
-    )
-    max_inflight: int = setting(
-        0,
-        flag="--max-inflight",
-        env="TRITON_DYNAMO_MAX_INFLIGHT",
-        help="requests in flight admitted per worker before refusing with UNAVAILABLE; 0: no limit",
-    )
-    grace_period_s: float = setting(
-        30.0,
-        flag="--grace-period-s",
-        env="TRITON_DYNAMO_GRACE_PERIOD_S",
-        help="on SIGTERM, how long requests in flight may take to finish",
-    )
     ready_file: Path | None = setting(
         None,
         flag="--ready-file",
@@ -143,18 +163,15 @@ class WorkerConfig:
     )
 
     def __post_init__(self) -> None:
-        if not self.model_repository.is_dir():
-            raise ConfigurationError(f"model repository {str(self.model_repository)!r} is not a directory")
+        super().__post_init__()
         if self.discovery_backend not in DISCOVERY_BACKENDS:
             raise ConfigurationError(
                 f"discovery backend {self.discovery_backend!r} is not one of {', '.join(DISCOVERY_BACKENDS)}"
             )
         if self.request_plane not in REQUEST_PLANES:
             raise ConfigurationError(f"request plane {self.request_plane!r} is not one of {', '.join(REQUEST_PLANES)}")
-        if self.max_request_bytes <= 0 or self.max_inflight < 0 or self.grace_period_s < 0 or self.log_verbose < 0:
-            raise ConfigurationError(
-                "max_request_bytes must be positive; max_inflight, grace_period_s and log_verbose must not be negative"
-            )
+        if self.log_verbose < 0:
+            raise ConfigurationError(f"log_verbose must not be negative, not {self.log_verbose}")
         if self.metrics_port is not None and not 0 < self.metrics_port < 65536:
             raise ConfigurationError(f"metrics port {self.metrics_port} is not a port number")
         if self.system_port is not None and not 0 <= self.system_port <= MAX_SYSTEM_PORT:
