@@ -1,14 +1,13 @@
 # SPDX-License-Identifier: Apache-2.0
 """Compiling the binding's C callbacks (``_shim.c``) into ``_tdshim.so``.
 
-Used by the package build (``hatch_build.py``, so wheels and editable installs carry the library) and, when the
-library is missing, at run time into the user's cache. Imports nothing from the package: the build loads this file
-by path.
+Used by the package build (``hatch_build.py``, so wheels and editable installs carry the library; nothing is
+compiled at run time) and by tests that build small libraries of their own. Imports nothing from the package: the
+build loads this file by path.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -61,10 +60,3 @@ def compile_shim(output: Path, source: Path = SOURCE) -> Path:
         tmp_path.unlink(missing_ok=True)
         raise RuntimeError(f"building {source.name} failed:\n{exc.stderr}") from exc
     return output
-
-
-def cached_library() -> Path:
-    """Where a run-time build of the current source goes: the user's cache, keyed by the source's hash."""
-    digest = hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:16]
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "triton-dynamo"
-    return cache / f"tdshim-{digest}.so"

@@ -317,20 +317,43 @@ _SHIM_CALLBACKS = (
 
 
 def shim_path() -> Path:
-    """The compiled shim: the package's (built at install), else one in the user's cache, built now if need be."""
+    """The compiled shim, which the package build puts beside ``_shim.c`` (hatch_build.py). Missing, it is an
+    installation fault, named as one: nothing is compiled at run time."""
     from . import _build_shim
 
     path = _build_shim.SOURCE.with_name(_build_shim.LIBRARY_NAME)
     if not path.exists():
-        path = _build_shim.cached_library()
-        if not path.exists():
-            try:
-                _build_shim.compile_shim(path)
-            except RuntimeError as exc:
-                raise TritonError(
-                    f"the binding's C callbacks are not built and cannot be: {exc}", code=TritonError.UNAVAILABLE
-                ) from exc
+        raise TritonError(
+            f"the binding's C callbacks ({path}) are missing: the package was installed without its build step. "
+            "Reinstall it so that it is built with a C compiler (`uv sync --reinstall-package triton-dynamo`, or "
+            "`pip install --force-reinstall triton-dynamo`)",
+            code=TritonError.UNAVAILABLE,
+        )
     return path
+
+
+# Each ctypes declaration and the shim's table of the same struct's C layout (td_layout_* in _shim.c).
+_LAYOUTS = {
+    Event: "td_layout_event",
+    ResponseHead: "td_layout_response_head",
+    Output: "td_layout_output",
+    Input: "td_layout_input",
+}
+
+
+def check_layouts(lib: ctypes.CDLL) -> None:
+    """Refuse a shim whose structs are not laid out as this module declares them (size, then every field's
+    offset): reading them anyway would misread every response."""
+    for struct, symbol in _LAYOUTS.items():
+        names = [name for name, *_ in struct._fields_]
+        theirs = list((c_uint64 * (len(names) + 1)).in_dll(lib, symbol))
+        ours = [ctypes.sizeof(struct), *(getattr(struct, name).offset for name in names)]
+        if theirs != ours:
+            raise TritonError(
+                f"{symbol.removeprefix('td_layout_')}: the shim lays it out as {theirs}, the binding as {ours} (size, "
+                "then each field's offset): rebuild the package",
+                code=TritonError.INTERNAL,
+            )
 
 
 def reals_from_list() -> ctypes._CFuncPtr:
@@ -355,11 +378,12 @@ _c_char_from_buffer = ctypes.c_char.from_buffer
 
 
 class Shim:
-    """The binding's C callbacks, loaded from the package (built at install) or built into the user's cache."""
+    """The binding's C callbacks, loaded from the package (built at install), their structs checked."""
 
     def __init__(self, api: CApi) -> None:
         path = shim_path()
         lib = ctypes.PyDLL(str(path))  # every call here is short and never waits: keep the GIL (see keeps_gil)
+        check_layouts(lib)
         for name, (restype, argtypes) in _SHIM_FUNCTIONS.items():
             fn = getattr(lib, name)
             fn.restype = restype

@@ -25,6 +25,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -418,6 +419,23 @@ typedef struct {
   uint64_t dim_count;
   int64_t dims[TD_INLINE_DIMS];
 } td_output;
+
+/* The layout of every struct Python reads or writes, as {sizeof, offsetof each field in declaration order}: the
+ * binding compares them with its ctypes declarations when it loads this library (_capi.Shim), so that the two
+ * declarations cannot drift apart unnoticed. */
+TD_EXPORT const uint64_t td_layout_event[] = {sizeof(td_event), offsetof(td_event, handle), offsetof(td_event, ptr),
+                                              offsetof(td_event, kind), offsetof(td_event, flags)};
+TD_EXPORT const uint64_t td_layout_response_head[] = {
+    sizeof(td_response_head), offsetof(td_response_head, error), offsetof(td_response_head, version),
+    offsetof(td_response_head, output_count), offsetof(td_response_head, parameter_count)};
+TD_EXPORT const uint64_t td_layout_output[] = {
+    sizeof(td_output), offsetof(td_output, name), offsetof(td_output, shape), offsetof(td_output, base),
+    offsetof(td_output, header), offsetof(td_output, byte_size), offsetof(td_output, datatype),
+    offsetof(td_output, dim_count), offsetof(td_output, dims)};
+TD_EXPORT const uint64_t td_layout_input[] = {
+    sizeof(td_input), offsetof(td_input, name), offsetof(td_input, base), offsetof(td_input, byte_size),
+    offsetof(td_input, datatype), offsetof(td_input, dim_count), offsetof(td_input, shape),
+    offsetof(td_input, dims)};
 
 /* Fill head and up to max_outputs outputs; returns a TRITONSERVER_Error* on failure (the caller frees it). Every
  * output buffer reported here is marked taken: the caller must free it with td_buffer_free once done with it. */

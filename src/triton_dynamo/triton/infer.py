@@ -47,7 +47,7 @@ _last: tuple = (None, None)  # the most recent (loop, channel): nearly always th
 _keys = itertools.count(1)
 _UINT8 = np.dtype(np.uint8)
 _DRAIN_BATCH = 256
-_EVENT_DTYPE = np.dtype([("handle", "<u8"), ("ptr", "<u8"), ("kind", "<u4"), ("flags", "<u4")])
+_EVENT_DTYPE = np.dtype(C.Event)  # the ctypes declaration's layout, which the shim's is checked against
 _TIMESTAMP_FIELDS = [TRACE_ACTIVITY_FIELDS[i] for i in range(C.TRACE_ACTIVITIES)]
 _TimestampArray = c_uint64 * C.TRACE_ACTIVITIES
 
