@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import CONFIG_TYPES, DEEP_DIMS, ECHO_ND, SLOW_QUEUED
 from triton_dynamo.errors import Status, TritonDynamoError
-from triton_dynamo.triton import InferenceResponse, Model, Server, Tensor, TraceTimestamps, TritonError, infer
+from triton_dynamo.triton import InferenceResponse, Model, Server, Tensor, TraceTimestamps, TritonError, infer, marshal
 
 # Triton type name in echo_all's tensor names -> numpy dtype.
 ECHO_DTYPES: dict[str, np.dtype] = {
@@ -605,8 +605,8 @@ async def test_concurrent_streams_stay_separate(triton_server: Server) -> None:
         assert [int(r.outputs["INDEX"][0]) for r in responses] == list(range(len(values)))
 
 
-# Small outputs are copied out of Triton's buffer, larger ones wrap it (infer._COPY_MAX_BYTES): both kinds.
-@pytest.mark.parametrize("size", [1000, infer._COPY_MAX_BYTES // 4, infer._COPY_MAX_BYTES // 4 + 1, 150528])
+# Small outputs are copied out of Triton's buffer, larger ones wrap it (marshal.COPY_MAX_BYTES): both kinds.
+@pytest.mark.parametrize("size", [1000, marshal.COPY_MAX_BYTES // 4, marshal.COPY_MAX_BYTES // 4 + 1, 150528])
 async def test_outputs_outlive_their_response(triton_server: Server, size: int) -> None:
     model = triton_server.model("identity_fp32")
     kept = [(await infer_one(model, {"INPUT0": np.full(size, i, np.float32)})).outputs["OUTPUT0"] for i in range(20)]
