@@ -17,7 +17,7 @@ LINT_IMPORTS = str(Path(sys.executable).parent / "lint-imports")
 
 def lint_imports(package_parent: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [LINT_IMPORTS, "--config", str(ROOT / "pyproject.toml"), "--no-cache"],
+        [LINT_IMPORTS, str(ROOT / "pyproject.toml"), "--no-cache"],
         capture_output=True,
         text=True,
         timeout=120,

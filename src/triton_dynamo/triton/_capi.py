@@ -356,14 +356,6 @@ def check_layouts(lib: ctypes.CDLL) -> None:
             )
 
 
-def reals_from_list() -> ctypes._CFuncPtr:
-    """The shim's ``td_reals_from_list(list, out, count, width)``, which needs no Triton (see ``_shim.c``)."""
-    fn = ctypes.PyDLL(str(shim_path())).td_reals_from_list  # PyDLL: it calls into Python, under the GIL
-    fn.argtypes = (ctypes.py_object, c_void_p, c_size_t, c_int)
-    fn.restype = c_int
-    return fn
-
-
 def address(array) -> int:
     """Where a contiguous numpy array's data starts (``array.ctypes.data`` costs six times more: it builds an
     object)."""

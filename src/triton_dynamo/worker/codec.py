@@ -29,7 +29,7 @@ import numpy as np
 
 from ..dtypes import NUMPY_DTYPE, triton_dtype
 from ..errors import InvalidInput
-from ..triton.lists import real_array
+from .lists import real_array
 
 # Dynamo's name -> Triton's name, and the inverse.
 DYNAMO_TO_TRITON: dict[str, str] = {

@@ -1,9 +1,9 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Lists of Python numbers into numpy float arrays, in C (``td_reals_from_list`` in ``_shim.c``).
+"""Lists of Python numbers into numpy float arrays, in C (``td_reals_from_list`` in ``_lists.c``, built beside it).
 
 Dynamo hands a worker every tensor as a flat list of Python numbers. For FP32 and FP64, the types of the large tensors
 (images, embeddings), turning that list into a buffer Triton can read is the one step of a request whose cost grows
-with the tensor: 0.5 ms for 150528 values here, against 2.2 ms through ``array.array``.
+with the tensor; ``benchmarks/codec.py`` measures the C loop against ``array.array``.
 
 Example:
     >>> import numpy as np
@@ -14,17 +14,33 @@ Example:
 from __future__ import annotations
 
 import array
+import ctypes
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
-from . import _capi as C
+from ..errors import Status, TritonDynamoError
 
+LIBRARY = Path(__file__).with_name("_tdlists.so")
 _REAL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _reals_from_list = None  # loaded on first use
-# Below this many values array.array costs less (its fixed cost: 0.66 against 1.3 us at 16 values; per value 14 against
-# 3 ns): the crossing is near 60.
+# Below this many values array.array costs less (its fixed cost is lower, its cost per value higher: benchmarks/codec.py
+# prints both and where they cross).
 _C_MIN_VALUES = 256
+
+
+def _load() -> ctypes._CFuncPtr:
+    if not LIBRARY.exists():
+        raise TritonDynamoError(
+            f"the worker's list converter ({LIBRARY}) is missing: the package was installed without its build step. "
+            "Reinstall it so that it is built with a C compiler (`uv sync --reinstall-package triton-dynamo`)",
+            status=Status.UNAVAILABLE,
+        )
+    fn = ctypes.PyDLL(str(LIBRARY)).td_reals_from_list  # PyDLL: it calls into Python, under the GIL
+    fn.argtypes = (ctypes.py_object, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
+    fn.restype = ctypes.c_int
+    return fn
 
 
 def real_array(values: Sequence, dtype: np.dtype) -> np.ndarray:
@@ -39,7 +55,8 @@ def real_array(values: Sequence, dtype: np.dtype) -> np.ndarray:
     if len(values) < _C_MIN_VALUES or type(values) is not list:  # the C loop reads lists only
         return np.frombuffer(array.array(dtype.char, values), dtype)
     if _reals_from_list is None:
-        _reals_from_list = C.reals_from_list()
+        _reals_from_list = _load()
     out = np.empty(len(values), dtype)
-    _reals_from_list(values, C.address(out), len(values), dtype.itemsize)
+    # the address through from_buffer: out.ctypes.data builds an object, several times the cost
+    _reals_from_list(values, ctypes.addressof(ctypes.c_char.from_buffer(out)), len(values), dtype.itemsize)
     return out

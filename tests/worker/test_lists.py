@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Lists of numbers into float arrays in C (triton.lists.real_array): the same values and errors as array.array, on
+"""Lists of numbers into float arrays in C (worker.lists.real_array): the same values and errors as array.array, on
 both sides of the size where the C loop takes over."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from triton_dynamo.errors import InvalidInput
-from triton_dynamo.triton.lists import real_array
 from triton_dynamo.worker.codec import decode_tensor
+from triton_dynamo.worker.lists import real_array
 
 DTYPES = [np.dtype(np.float32), np.dtype(np.float64)]
 SIZES = [0, 1, 255, 256, 150528]  # 256: the first size the C loop converts
