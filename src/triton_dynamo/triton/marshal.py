@@ -6,6 +6,9 @@ parameters). No threads, no event loop: :mod:`.infer` dispatches, this module co
 Memory: input arrays are passed to Triton by address and must live until Triton releases the request; outputs are
 written by the backend into buffers from the C allocator, which responses then own as numpy arrays (no copy), except
 small ones (``COPY_MAX_BYTES``), which are copied out: cheaper than owning a buffer.
+
+Errors: a fault in the caller's request found here raises :class:`~triton_dynamo.errors.InvalidInput`, as the data
+types module does for the same kind of fault; what Triton reports raises :class:`TritonError`.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..dtypes import DTYPE_ENUM, ENUM_DTYPE, NUMPY_DTYPE, deserialize_bytes, serialize_bytes, triton_dtype
+from ..errors import InvalidInput
 from . import _capi as C
 from .errors import TritonError
 from .types import InferenceRequest, InferenceResponse, Tensor
@@ -56,20 +60,16 @@ def set_parameter(request: int, key: bytes, value) -> None:
         err = _api.InferenceRequestSetBoolParameter(request, key, value)
     elif isinstance(value, int):
         if not -(2**63) <= value < 2**63:  # ctypes would silently wrap it around
-            raise TritonError(
-                f"request parameter {key.decode()!r} = {value} does not fit in a 64-bit signed integer",
-                code=TritonError.INVALID_ARG,
-            )
+            raise InvalidInput(f"request parameter {key.decode()!r} = {value} does not fit in a 64-bit signed integer")
         err = _api.InferenceRequestSetIntParameter(request, key, value)
     elif isinstance(value, float):
         err = _api.InferenceRequestSetDoubleParameter(request, key, value)
     elif isinstance(value, str):
         err = _api.InferenceRequestSetStringParameter(request, key, value.encode())
     else:
-        raise TritonError(
+        raise InvalidInput(
             f"request parameter {key.decode()!r} has unsupported type {type(value).__name__}; "
-            "use str, int, float or bool",
-            code=TritonError.INVALID_ARG,
+            "use str, int, float or bool"
         )
     _api.check(err)
 
@@ -84,10 +84,7 @@ def input_buffer(name: str, value) -> tuple[str, tuple, np.ndarray]:
         if data_type == "BYTES":
             return data_type, value.shape, np.frombuffer(serialize_bytes(value), dtype=_UINT8)
         return data_type, value.shape, value if value.flags.c_contiguous else np.ascontiguousarray(value)
-    raise TritonError(
-        f"input {name!r} must be a numpy array or a Tensor, not {type(value).__name__}",
-        code=TritonError.INVALID_ARG,
-    )
+    raise InvalidInput(f"input {name!r} must be a numpy array or a Tensor, not {type(value).__name__}")
 
 
 def new_request(
