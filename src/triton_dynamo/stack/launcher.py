@@ -46,8 +46,8 @@ def ready_file(state_dir: Path, index: int) -> Path:
 FRONTEND_RUNTIME_THREADS = "4"
 # Dynamo logs two to four INFO lines per request (received, routed, completed) in the frontend and the worker, and
 # with OTEL_EXPORT_ENABLED exports each as an OTLP log record: at a few thousand tensor requests a second that is log
-# spam; with tracing on, filtering them saved roughly 20 us of the worker's and 25 us of the frontend's CPU per request
-# (two runs on 2 cores). Everything else stays at info; the spans that carry traces are not filtered (the tracing
+# spam, and filtering them saves CPU in the worker and the frontend on every request (docs/measurements.md, "Dynamo's
+# per-request log lines"). Everything else stays at info; the spans that carry traces are not filtered (the tracing
 # tests run with this). A DYN_LOG of the user's wins. One line per request stays in the frontend's log whatever
 # DYN_LOG says ("route request completed", target request_span): Dynamo 1.6.1 appends `request_span=trace` after
 # DYN_LOG's directives, which replaces any level given for that target (seen with DYN_LOG=error too).

@@ -181,7 +181,8 @@ _memmove = ctypes.PyDLL(None).memmove
 _memmove.argtypes = (c_void_p, c_void_p, ctypes.c_size_t)
 _memmove.restype = c_void_p
 # Outputs up to this size are copied into a numpy array, their buffer left to the response's release: cheaper than
-# an array that owns the buffer (about 2 us less per small output), and a memcpy of this size costs well under that.
+# an array that owns the buffer (docs/measurements.md, "small outputs copied"), and a memcpy of this size costs well
+# under that.
 COPY_MAX_BYTES = 16384
 
 

@@ -102,9 +102,8 @@ class ModelHandler:
         """:meth:`generate` on Dynamo's push path, which declaring ``response_sender`` selects: the runtime advances
         this generator once per request and the response goes out through ``response_sender.send``, converted on
         this thread under the GIL we hold. On the pull path the runtime takes the GIL on one of its own threads for
-        the response and once more to learn that the stream ended: at concurrency 32 (16 elements, two interleaved
-        pairs of runs) push served 2369 and 2687 req/s against 1963 and 2320, with 60 us less CPU per request in
-        the runtime's threads.
+        the response and once more to learn that the stream ended: push serves more requests a second with less CPU
+        in the runtime's threads (docs/measurements.md, "push egress").
 
         Only for models that send one response: ``send`` blocks the event loop while Dynamo's queue of 128 responses
         is full, which a decoupled model streaming to a slow client could do; those stay on the pull path.

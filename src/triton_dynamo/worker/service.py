@@ -109,8 +109,8 @@ class Worker:
             logger.info("all %d model(s) registered", len(self.models.registered))
             self._write_ready_file(sorted(self.models.registered))
             # What starting built (Dynamo, Triton's binding, the schemas: ~74 000 objects) lives as long as the
-            # process: out of the collector's sight, a full collection no longer stalls the event loop for 25-44 ms
-            # about every 15 s under load (measured at 16 elements, 2100-3000 req/s).
+            # process: out of the collector's sight, a full collection no longer stalls the event loop every few
+            # seconds under load (docs/measurements.md, "frozen start-up objects").
             gc.collect()
             gc.freeze()
             await self._stopping.wait()
