@@ -18,7 +18,8 @@ Grafana links to traces in Tempo through the data source's ``exemplarTraceIdDest
   collector, Tempo, Prometheus itself.
 
 Metric names are those Prometheus stores from the workers' metrics ports (verified against a running stack by
-tests/observability). Plain Python, no dependency: run it with any Python 3.10+.
+tests/observability). Built with grafana-foundation-sdk (Grafana Labs' typed builders, a dev dependency of this
+project): `uv run python grafana/generate.py`.
 """
 
 from __future__ import annotations
@@ -26,7 +27,20 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from grafana_foundation_sdk.builders import common as gc
+from grafana_foundation_sdk.builders import dashboard as gd
+from grafana_foundation_sdk.builders import prometheus
+from grafana_foundation_sdk.builders import stat as gstat
+from grafana_foundation_sdk.builders import text as gtext
+from grafana_foundation_sdk.builders import timeseries as gts
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models import common as cm
+from grafana_foundation_sdk.models import dashboard as dm
+from grafana_foundation_sdk.models import text as tm
 
 OUT_DIR = Path(__file__).resolve().parent / "dashboards"
 
@@ -51,25 +65,47 @@ def quantile(q: float, bucket: str, selector: str = "", by: str = "") -> str:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Panel builders
+# Panel builders: grafana-foundation-sdk's typed builders (kept in step with Grafana's schema), with this project's
+# defaults. Each returns a Placed (the SDK builder and its size); layout() places them on the grid.
 
 
-def target(expr: str, legend: str = "", *, exemplar: bool = False, instant: bool = False) -> dict:
-    result = {
-        "datasource": DATASOURCE,
-        "expr": expr,
-        "legendFormat": legend or "__auto",
-        "range": not instant,
-        "instant": instant,
-    }
-    if exemplar:
-        result["exemplar"] = True
-    return result
+@dataclass
+class Placed:
+    """A panel's (or row's) builder and its size on Grafana's 24-column grid."""
+
+    builder: Any
+    width: int
+    height: int
+    is_row: bool = False
+
+
+def _datasource() -> dm.DataSourceRef:
+    return dm.DataSourceRef(type_val=DATASOURCE["type"], uid=DATASOURCE["uid"])
+
+
+def target(expr: str, legend: str = "", *, exemplar: bool = False, instant: bool = False) -> prometheus.Dataquery:
+    query = prometheus.Dataquery().datasource(_datasource()).expr(expr).legend_format(legend or "__auto")
+    query = query.instant() if instant else query.range()
+    return query.exemplar(True) if exemplar else query
+
+
+def _with_targets(panel: Any, targets: list[prometheus.Dataquery]) -> Any:
+    for index, query in enumerate(targets):
+        panel = panel.with_target(query.ref_id(chr(ord("A") + index)))
+    return panel
+
+
+def _thresholds(steps: list[tuple[float, str]]) -> gd.ThresholdsConfig:
+    return (
+        gd.ThresholdsConfig()
+        .mode(dm.ThresholdsMode.ABSOLUTE)
+        .steps([dm.Threshold(value=None if i == 0 else value, color=color) for i, (value, color) in enumerate(steps)])
+    )
 
 
 def timeseries(
     title: str,
-    targets: list[dict],
+    targets: list[prometheus.Dataquery],
     *,
     unit: str = "short",
     description: str = "",
@@ -79,43 +115,42 @@ def timeseries(
     width: int = 12,
     height: int = 8,
     thresholds: list[tuple[float, str]] | None = None,
-) -> dict:
-    defaults: dict = {
-        "unit": unit,
-        "color": {"mode": "palette-classic"},
-        "custom": {
-            "drawStyle": "line",
-            "lineWidth": 1,
-            "fillOpacity": 20 if stacked else 5,
-            "showPoints": "never",
-            "spanNulls": False,
-            "stacking": {"mode": "normal" if stacked else "none", "group": "A"},
-            "axisSoftMin": min_value,
-        },
-    }
+) -> Placed:
+    panel = (
+        gts.Panel()
+        .title(title)
+        .description(description)
+        .datasource(_datasource())
+        .unit(unit)
+        .color_scheme(gd.FieldColor().mode(dm.FieldColorModeId.PALETTE_CLASSIC))
+        .draw_style(cm.GraphDrawStyle.LINE)
+        .line_width(1)
+        .fill_opacity(20 if stacked else 5)
+        .show_points(cm.VisibilityMode.NEVER)
+        .span_nulls(False)
+        .stacking(gc.StackingConfig().mode(cm.StackingMode.NORMAL if stacked else cm.StackingMode.NONE).group("A"))
+        .legend(
+            gc.VizLegendOptions()
+            .display_mode(cm.LegendDisplayMode.TABLE)
+            .placement(cm.LegendPlacement.BOTTOM)
+            .show_legend(True)
+            .calcs(["mean", "max"])
+        )
+        .tooltip(gc.VizTooltipOptions().mode(cm.TooltipDisplayMode.MULTI).sort(cm.SortOrder.DESCENDING))
+    )
+    if min_value is not None:
+        panel = panel.axis_soft_min(min_value)
     if max_value is not None:
-        defaults["max"] = max_value
+        panel = panel.max(max_value)
     if thresholds:
-        defaults["thresholds"] = _thresholds(thresholds)
-        defaults["custom"]["thresholdsStyle"] = {"mode": "dashed"}
-    return {
-        "type": "timeseries",
-        "title": title,
-        "description": description,
-        "datasource": DATASOURCE,
-        "fieldConfig": {"defaults": defaults, "overrides": []},
-        "options": {
-            "legend": {"displayMode": "table", "placement": "bottom", "showLegend": True, "calcs": ["mean", "max"]},
-            "tooltip": {"mode": "multi", "sort": "desc"},
-        },
-        "targets": targets,
-        "_size": (width, height),
-    }
+        panel = panel.thresholds(_thresholds(thresholds))
+        panel = panel.thresholds_style(gc.GraphThresholdsStyleConfig().mode(cm.GraphTresholdsStyleMode.DASHED))
+    return Placed(_with_targets(panel, targets), width, height)
 
 
 def stat(
     title: str,
-    targets: list[dict],
+    targets: list[prometheus.Dataquery],
     *,
     unit: str = "short",
     description: str = "",
@@ -123,170 +158,143 @@ def stat(
     width: int = 4,
     height: int = 4,
     decimals: int | None = None,
-) -> dict:
-    defaults: dict = {
-        "unit": unit,
-        "color": {"mode": "thresholds"},
-        "thresholds": _thresholds(thresholds or [(0, "green")]),
-    }
+) -> Placed:
+    panel = (
+        gstat.Panel()
+        .title(title)
+        .description(description)
+        .datasource(_datasource())
+        .unit(unit)
+        .color_scheme(gd.FieldColor().mode(dm.FieldColorModeId.THRESHOLDS))
+        .thresholds(_thresholds(thresholds or [(0, "green")]))
+        .reduce_options(gc.ReduceDataOptions().calcs(["lastNotNull"]).fields("").values(False))
+        .color_mode(cm.BigValueColorMode.VALUE)
+        .graph_mode(cm.BigValueGraphMode.AREA)
+        .justify_mode(cm.BigValueJustifyMode.AUTO)
+        .orientation(cm.VizOrientation.AUTO)
+        .text_mode(cm.BigValueTextMode.VALUE_AND_NAME)
+    )
     if decimals is not None:
-        defaults["decimals"] = decimals
-    return {
-        "type": "stat",
-        "title": title,
-        "description": description,
-        "datasource": DATASOURCE,
-        "fieldConfig": {"defaults": defaults, "overrides": []},
-        "options": {
-            "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
-            "colorMode": "value",
-            "graphMode": "area",
-            "justifyMode": "auto",
-            "orientation": "auto",
-            "textMode": "value_and_name",
-        },
-        "targets": targets,
-        "_size": (width, height),
-    }
+        panel = panel.decimals(decimals)
+    return Placed(_with_targets(panel, targets), width, height)
 
 
-def text(title: str, content: str, *, width: int = 24, height: int = 3) -> dict:
-    return {
-        "type": "text",
-        "title": title,
-        "options": {"mode": "markdown", "content": content},
-        "_size": (width, height),
-    }
+def text(title: str, content: str, *, width: int = 24, height: int = 3) -> Placed:
+    return Placed(gtext.Panel().title(title).mode(tm.TextMode.MARKDOWN).content(content), width, height)
 
 
-def row(title: str) -> dict:
-    return {"type": "row", "title": title, "collapsed": False, "panels": [], "_size": (24, 1)}
+def row(title: str) -> Placed:
+    return Placed(gd.Row(title), 24, 1, is_row=True)
 
 
-def _thresholds(steps: list[tuple[float, str]]) -> dict:
-    return {
-        "mode": "absolute",
-        "steps": [{"color": color, "value": None if i == 0 else value} for i, (value, color) in enumerate(steps)],
-    }
+def _query_variable(name: str, label: str, query: str, *, multi: bool) -> gd.QueryVariable:
+    variable = (
+        gd.QueryVariable(name)
+        .label(label)
+        .datasource(_datasource())
+        .query({"query": query, "refId": "PrometheusVariableQueryEditor-VariableQuery"})
+        .refresh(dm.VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .sort(dm.VariableSort.ALPHABETICAL_ASC)
+        .regex("")
+        .hide(dm.VariableHide.DONT_HIDE)
+        .multi(multi)
+        .include_all(multi)
+    )
+    return variable.all_value(".*") if multi else variable
 
 
-def model_variable(*, multi: bool) -> dict:
-    query = "label_values(triton_dynamo_requests_total, model)"
-    variable = {
-        "name": "model",
-        "label": "Model",
-        "type": "query",
-        "datasource": DATASOURCE,
-        "definition": query,
-        "query": {"query": query, "refId": "PrometheusVariableQueryEditor-VariableQuery"},
-        "refresh": 2,
-        "sort": 1,
-        "regex": "",
-        "hide": 0,
-        "multi": multi,
-        "includeAll": multi,
-        "current": {},
-        "options": [],
-    }
-    if multi:
-        variable["allValue"] = ".*"
-    return variable
+def model_variable(*, multi: bool) -> gd.QueryVariable:
+    return _query_variable("model", "Model", "label_values(triton_dynamo_requests_total, model)", multi=multi)
 
 
-def instance_variable() -> dict:
-    query = 'label_values(up{job="worker"}, instance)'
-    return {
-        "name": "instance",
-        "label": "Worker",
-        "type": "query",
-        "datasource": DATASOURCE,
-        "definition": query,
-        "query": {"query": query, "refId": "PrometheusVariableQueryEditor-VariableQuery"},
-        "refresh": 2,
-        "sort": 1,
-        "regex": "",
-        "hide": 0,
-        "multi": True,
-        "includeAll": True,
-        "allValue": ".*",
-        "current": {},
-        "options": [],
-    }
+def instance_variable() -> gd.QueryVariable:
+    return _query_variable("instance", "Worker", 'label_values(up{job="worker"}, instance)', multi=True)
 
 
-def layout(panels: list[dict]) -> list[dict]:
-    """Places panels left to right on Grafana's 24-column grid, wrapping lines; numbers panels and targets."""
+def layout(panels: list[Placed]) -> list[tuple[int, dm.GridPos]]:
+    """Places panels left to right on Grafana's 24-column grid, wrapping lines before a panel that would not fit
+    (the SDK's own placement wraps only after): (id, position) of each."""
     x = y = line_height = 0
     placed = []
     for number, panel in enumerate(panels, start=1):
-        width, height = panel.pop("_size")
-        if x + width > 24 or panel["type"] == "row":
+        if x + panel.width > 24 or panel.is_row:
             x, y = 0, y + line_height
             line_height = 0
-        panel = {"id": number, "gridPos": {"h": height, "w": width, "x": x, "y": y}, **panel}
-        for index, item in enumerate(panel.get("targets", [])):
-            item["refId"] = chr(ord("A") + index)
-        placed.append(panel)
-        x += width
-        line_height = max(line_height, height)
-        if panel["type"] == "row":
+        placed.append((number, dm.GridPos(h=panel.height, w=panel.width, x=x, y=y)))
+        x += panel.width
+        line_height = max(line_height, panel.height)
+        if panel.is_row:
             x, y, line_height = 0, y + 1, 0
     return placed
 
 
-def dashboard(uid: str, title: str, description: str, panels: list[dict], variables: list[dict]) -> dict:
-    return {
-        "uid": uid,
-        "title": title,
-        "description": description,
-        "tags": [TAG],
-        "timezone": "browser",
-        "editable": True,
-        "graphTooltip": 1,
-        "schemaVersion": 39,
-        "version": 1,
-        "refresh": "10s",
-        "time": {"from": "now-30m", "to": "now"},
-        "timepicker": {},
-        "fiscalYearStartMonth": 0,
-        "liveNow": False,
-        "annotations": {
-            "list": [
-                {
-                    "builtIn": 1,
-                    "datasource": {"type": "grafana", "uid": "-- Grafana --"},
-                    "enable": True,
-                    "hide": True,
-                    "iconColor": "rgba(0, 211, 255, 1)",
-                    "name": "Annotations & Alerts",
-                    "type": "dashboard",
-                },
-                {
-                    "datasource": DATASOURCE,
-                    "enable": True,
-                    "expr": 'ALERTS{alertstate="firing", alertname=~"TritonDynamo.*"}',
-                    "iconColor": "red",
-                    "name": "triton-dynamo alerts",
-                    "step": "30s",
-                    "titleFormat": "{{alertname}}",
-                    "textFormat": "{{model}} {{instance}}",
-                    "useValueForTime": False,
-                },
-            ]
-        },
-        "links": [
-            {
-                "type": "dashboards",
-                "tags": [TAG],
-                "asDropdown": True,
-                "title": "triton-dynamo dashboards",
-                "includeVars": True,
-                "keepTime": True,
-            }
-        ],
-        "templating": {"list": variables},
-        "panels": layout(panels),
-    }
+# The alerts annotation: Prometheus's annotation fields (step, title and text formats) have no setter in the SDK's
+# builder, so they are added to its JSON.
+ALERT_ANNOTATION_FIELDS = {
+    "step": "30s",
+    "titleFormat": "{{alertname}}",
+    "textFormat": "{{model}} {{instance}}",
+    "useValueForTime": False,
+}
+
+
+def dashboard(uid: str, title: str, description: str, panels: list[Placed], variables: list) -> dict:
+    board = (
+        gd.Dashboard(title)
+        .uid(uid)
+        .description(description)
+        .tags([TAG])
+        .timezone("browser")
+        .editable()
+        .tooltip(dm.DashboardCursorSync.CROSSHAIR)
+        .version(1)
+        .refresh("10s")
+        .time("now-30m", "now")
+        .fiscal_year_start_month(0)
+        .live_now(False)
+        .annotation(
+            gd.AnnotationQuery()
+            .name("Annotations & Alerts")
+            .datasource(dm.DataSourceRef(type_val="grafana", uid="-- Grafana --"))
+            .enable(True)
+            .hide(True)
+            .icon_color("rgba(0, 211, 255, 1)")
+            .type("dashboard")
+        )
+        .annotation(
+            gd.AnnotationQuery()
+            .name("triton-dynamo alerts")
+            .datasource(_datasource())
+            .enable(True)
+            .icon_color("red")
+            .expr('ALERTS{alertstate="firing", alertname=~"TritonDynamo.*"}')
+        )
+        .link(
+            gd.DashboardLink("triton-dynamo dashboards")
+            .type(dm.DashboardLinkType.DASHBOARDS)
+            .tags([TAG])
+            .as_dropdown(True)
+            .include_vars(True)
+            .keep_time(True)
+        )
+    )
+    for variable in variables:
+        board = board.with_variable(variable)
+    for panel, (number, position) in zip(panels, layout(panels), strict=True):
+        built = panel.builder.id(number).grid_pos(position) if not panel.is_row else panel.builder.id(number)
+        if panel.is_row:
+            built = built.grid_pos(position)
+            board = board.with_row(built)
+        else:
+            board = board.with_panel(built)
+    encoded = json.loads(JSONEncoder(sort_keys=True).encode(board.build()))
+    encoded.setdefault("templating", {}).setdefault("list", [])  # the SDK leaves it out when there is none
+    for annotation in encoded["annotations"]["list"]:
+        if annotation.get("name") == "triton-dynamo alerts":
+            annotation.update(ALERT_ANNOTATION_FIELDS)
+        elif annotation.get("type") == "dashboard":
+            annotation["builtIn"] = 1  # Grafana's own annotations: a field the SDK's builder has no setter for
+    return encoded
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -157,6 +157,7 @@ def test_prometheus_command(tmp_path: Path) -> None:
 def _generator():
     spec = importlib.util.spec_from_file_location("grafana_generate", GRAFANA_DIR / "generate.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up while being defined
     spec.loader.exec_module(module)
     return module
 
