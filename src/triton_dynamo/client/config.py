@@ -20,8 +20,9 @@ DEFAULT_URL = "127.0.0.1:8001"
 
 
 @dataclass(frozen=True, kw_only=True)
-class ClientConfig:
-    """The addresses of a running stack."""
+class StackAddress:
+    """Where a running stack answers KServe gRPC: every command that talks to one (``models``, ``infer``,
+    ``loadtest``) extends this."""
 
     url: str = setting(
         DEFAULT_URL,
@@ -29,6 +30,12 @@ class ClientConfig:
         env="TRITON_DYNAMO_URL",
         help="the stack's KServe gRPC address (every Triton RPC where its proxy runs)",
     )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClientConfig(StackAddress):
+    """The addresses of a running stack."""
+
     metrics_url: str | None = setting(
         None,
         flag="--metrics-url",

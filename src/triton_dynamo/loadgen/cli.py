@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import settings
-from ..client.config import DEFAULT_URL
+from ..client.config import StackAddress
 from ..errors import ConfigurationError
 from ..settings import setting
 from .config import SHAPES, LoadConfig, add_arguments, to_argv
@@ -42,10 +42,9 @@ REPO_LOCUSTFILE = Path(__file__).resolve().parents[3] / "loadtest" / "locustfile
 
 
 @dataclass(frozen=True, kw_only=True)
-class LoadtestConfig:
+class LoadtestConfig(StackAddress):
     """The options of ``triton-dynamo loadtest`` itself; the load generator's own (``--models``...) come on top."""
 
-    url: str = setting(DEFAULT_URL, flag="--url", env="TRITON_DYNAMO_URL", help="the frontend's KServe gRPC address")
     users: int = setting(8, flag="--users", env="TRITON_DYNAMO_LOAD_USERS", help="users (constant; spike: before)")
     spawn_rate: float = setting(
         8.0, flag="--spawn-rate", env="TRITON_DYNAMO_LOAD_SPAWN_RATE", help="users started per second"
