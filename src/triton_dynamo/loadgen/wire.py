@@ -87,18 +87,20 @@ def is_final(response: service_pb2.ModelInferResponse) -> bool:
     return parameter is not None and parameter.bool_param
 
 
+def _code_and_details(exc: grpc.RpcError) -> tuple[str, str]:
+    code = exc.code() if hasattr(exc, "code") else None
+    return (code.name if code else "UNKNOWN"), (exc.details() if hasattr(exc, "details") else str(exc))
+
+
 def failure_status(exc: grpc.RpcError) -> Status:
     """What a gRPC error means, in the project's statuses."""
-    code = exc.code() if hasattr(exc, "code") else None
-    details = exc.details() if hasattr(exc, "details") else str(exc)
-    return status_from_reply(code.name if code else None, details)
+    return status_from_reply(*_code_and_details(exc))
 
 
 def failure_reason(exc: grpc.RpcError) -> str:
     """A short, stable text for a gRPC error: its code and the server's message."""
-    code = exc.code() if hasattr(exc, "code") else None
-    details = exc.details() if hasattr(exc, "details") else str(exc)
-    return f"{code.name if code else 'UNKNOWN'}: {details}"
+    code, details = _code_and_details(exc)
+    return f"{code}: {details}"
 
 
 class Connections:
