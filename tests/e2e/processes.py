@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -299,3 +300,13 @@ def start_stack(
 def _collect(proc: subprocess.Popen, lines: list[str]) -> None:
     for line in proc.stdout:
         lines.append(line.rstrip("\n"))
+
+
+def worker_counter(stack: StackProcess, family: str) -> float:
+    """The sum over every worker of the stack of one counter family of ours (all its series)."""
+    total = 0.0
+    for port in stack.worker_metrics_ports:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+        total += sum(float(m.group(1)) for m in re.finditer(rf"^{family}_total(?:{{[^}}]*}})? (\S+)$", text, re.M))
+    return total

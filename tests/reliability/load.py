@@ -18,11 +18,13 @@ import tritonclient.grpc.aio as grpcaio
 
 from triton_dynamo.client.kserve import to_infer_inputs
 
-# The stack the overload and soak tests run: 'slow' only, each worker admitting 14 requests in flight and refusing
-# the rest at once with UNAVAILABLE. The bound is the worker's, not Triton's queue limit (model_repo/slow/config.pbtxt
-# says why). 14: at 100 ms a request an admitted one waits at most 12 x 100 ms / 2 instances = 0.6 s (the overload
-# test's p99 bound is 1 s); at 70 % of capacity beside a CPU hog, 10 refused 3 to 15 requests in 2 of 5 one-minute
-# soaks (a worker's requests in flight include Dynamo's part before and after Triton's), 14 none.
+# The stack the overload and soak tests run: 'slow' only, each worker admitting 14 requests in flight; past that a
+# worker hands a request to the other worker, and the request is refused at once with UNAVAILABLE when that one is
+# full too. The bound is the worker's, not Triton's queue limit (model_repo/slow/config.pbtxt says why). 14: at 100 ms
+# a request an admitted one waits at most 12 x 100 ms / 2 instances = 0.6 s (the overload test's p99 bound is 1 s).
+# Dynamo's frontend picks a worker at random for each request (src/triton_dynamo/worker/peers.py says why). Before
+# workers handed requests over, that coin toss sent runs of 10 to 15 requests to one worker at 70 % of capacity, and
+# beside a CPU hog 2 to 5 of 8399 were refused in 2 of 7 CI soaks while the other worker had room.
 SLOW_STACK_ARGS = ("--model-name", "slow", "--max-inflight", "14")
 
 

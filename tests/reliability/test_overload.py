@@ -6,8 +6,9 @@ The model is ``slow`` at 100 ms per request (2 instances per worker: 40 requests
 times its capacity costs the machine little CPU: what is measured is the stack's handling of excess work, not a
 client, frontend and workers starving each other on two cores (at 20 ms, 800 requests/s offered, they did: the
 admitted requests then waited in the frontend's and workers' own queues). Each worker admits 14 requests in flight
-(``--max-inflight``: its 2 instances and 12 waiting) and refuses the excess at once with UNAVAILABLE; an admitted
-request waits at most 12 x 100 ms / 2 instances = 0.6 s, plus its own 100 ms.
+(``--max-inflight``: its 2 instances and 12 waiting), hands the excess to the other worker, which is as full, and the
+request is refused at once with UNAVAILABLE; an admitted request waits at most 12 x 100 ms / 2 instances = 0.6 s,
+plus its own 100 ms.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from ..e2e.processes import StackProcess, start_stack
+from ..e2e.processes import StackProcess, start_stack, worker_counter
 from ..reliability_figures import record_figure
 from .load import SLOW_STACK_ARGS, offer
 from .memory import rss_bytes, stack_pids
@@ -40,7 +41,9 @@ def test_four_times_capacity(slow_stack: StackProcess) -> None:
     rss_before = [rss_bytes(pid) for pid in pids]
     before = sum(rss_before)
     delay = {"DELAY_MS": np.array([DELAY_MS], np.int32)}
+    handed_before = worker_counter(slow_stack, "triton_dynamo_handed_requests")
     results = asyncio.run(offer(slow_stack.grpc_url, "slow", 4 * CAPACITY_RPS, seconds, extra=delay))
+    handed = worker_counter(slow_stack, "triton_dynamo_handed_requests") - handed_before
     rss_after = [rss_bytes(pid) for pid in pids]
     after = sum(rss_after)
     served = sorted(latency for latency, error in results if not error)
@@ -56,6 +59,7 @@ def test_four_times_capacity(slow_stack: StackProcess) -> None:
             "served": len(served),
             "served per s": round(len(served) / seconds, 1),
             "refused with an explicit error": len(explicit),
+            "handed to the other worker at its limit": round(handed),
             "timed out": len(timeouts),
             "p50 of served ms": round(1000 * served[len(served) // 2], 1),
             "p99 of served ms": round(1000 * p99, 1),

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from ..e2e.processes import StackProcess, start_stack
+from ..e2e.processes import StackProcess, start_stack, worker_counter
 from ..reliability_figures import record_figure
 from .load import SLOW_STACK_ARGS, cpu_hog, offer, warm_up
 from .memory import open_fds, rss_bytes, stack_pids, threads
@@ -57,7 +57,9 @@ def test_soak_at_70_percent(soak_stack: StackProcess, long_run: bool) -> None:
 
     with cpu_hog(seconds + 30):
         warm_up(soak_stack.grpc_url, "slow")
+        handed_before = worker_counter(soak_stack, "triton_dynamo_handed_requests")
         results = asyncio.run(run())
+    handed = worker_counter(soak_stack, "triton_dynamo_handed_requests") - handed_before
     warm = next(s for t, s in samples if t >= WARM_UP_S)
     end = samples[-1][1]
     peak_rss = max(s["rss"] for t, s in samples if t >= WARM_UP_S)
@@ -73,6 +75,7 @@ def test_soak_at_70_percent(soak_stack: StackProcess, long_run: bool) -> None:
         {
             "requests": len(results),
             "failed": len(failed),
+            "handed to the other worker at its limit": round(handed),
             "RSS after warm-up MB": round(warm["rss"] / 2**20),
             "RSS at the end MB": round(end["rss"] / 2**20),
             "growth %": round(100 * growth, 2),

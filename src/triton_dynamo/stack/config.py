@@ -85,7 +85,8 @@ class StackConfig(ServingSettings):
         "round-robin",
         flag="--router-mode",
         env="TRITON_DYNAMO_ROUTER_MODE",
-        help="how the frontend spreads requests over workers",
+        help="Dynamo's routing inside a worker set; each worker is a worker set of its own, so across workers the "
+        "frontend picks at random whatever this says (README, 'Routing')",
         choices=("round-robin", "least-loaded"),
     )
     state_dir: Path | None = setting(

@@ -86,11 +86,21 @@ class LatencyHistogram:
 class ModelStats:
     """One model's counters; plain attributes, because every request touches them."""
 
-    __slots__ = ("compute", "inflight", "input_bytes", "latency", "outcomes", "output_bytes", "queue", "responses")
+    __slots__ = (
+        "compute",
+        "handed",
+        "inflight",
+        "input_bytes",
+        "latency",
+        "outcomes",
+        "output_bytes",
+        "queue",
+        "responses",
+    )
 
     def __init__(self) -> None:
         self.outcomes: dict[str, int] = {"success": 0}
-        self.responses = self.inflight = self.input_bytes = self.output_bytes = 0
+        self.responses = self.inflight = self.input_bytes = self.output_bytes = self.handed = 0
         self.latency, self.queue, self.compute = LatencyHistogram(), LatencyHistogram(), LatencyHistogram()
 
 
@@ -133,6 +143,11 @@ class WorkerMetrics:
         output_bytes = CounterMetricFamily(
             "triton_dynamo_output_bytes", "Bytes of output tensor data sent", labels=["model"]
         )
+        handed = CounterMetricFamily(
+            "triton_dynamo_handed_requests",
+            "Requests this worker, at its --max-inflight limit, handed to another one, which served or refused them",
+            labels=["model"],
+        )
         latency = HistogramMetricFamily(
             "triton_dynamo_request_duration_seconds",
             "Time from a request's arrival in the worker to its last response",
@@ -155,10 +170,11 @@ class WorkerMetrics:
             inflight.add_metric([name], stats.inflight)
             input_bytes.add_metric([name], stats.input_bytes)
             output_bytes.add_metric([name], stats.output_bytes)
+            handed.add_metric([name], stats.handed)
             stats.latency.add_to(latency, name)
             stats.queue.add_to(queue, name)
             stats.compute.add_to(compute, name)
-        return [requests, responses, inflight, input_bytes, output_bytes, latency, queue, compute]
+        return [requests, responses, inflight, input_bytes, output_bytes, handed, latency, queue, compute]
 
     def render_text(self) -> str:
         """Our families in the classic text format (no exemplars): what Dynamo's system port appends."""

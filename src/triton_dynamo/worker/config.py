@@ -57,7 +57,8 @@ class ServingSettings:
         0,
         flag="--max-inflight",
         env="TRITON_DYNAMO_MAX_INFLIGHT",
-        help="requests in flight admitted per worker before refusing with UNAVAILABLE; 0: no limit",
+        help="requests in flight admitted per worker; past it a request goes to one other worker, and is refused "
+        "with UNAVAILABLE when that one is full too; 0: no limit",
     )
     grace_period_s: float = setting(
         30.0,

@@ -26,6 +26,9 @@ HEALTH_CHECK_KEY = "_HEALTH_CHECK"  # Dynamo's canary marker (dynamo.health_chec
 # second on every response, so it knows when a decoupled model is done; an empty response carries it if need be.
 EMPTY_FINAL_PARAMETER = "triton_enable_empty_final_response"
 FINAL_PARAMETER = "triton_final_response"
+# Marks a request that a worker at its admission limit handed to this one (.peers): served or refused here, never
+# handed on.
+HANDED_KEY = "_triton_dynamo_handed"
 
 
 class RequestObserver(Protocol):
@@ -51,16 +54,27 @@ class Admission:
     limit: int = 0
     inflight: int = 0
 
+    def full(self) -> bool:
+        return bool(self.limit) and self.inflight >= self.limit
+
+    def refusal(self, model: str) -> Overloaded:
+        return Overloaded(
+            f"worker is at its limit of {self.limit} requests in flight; model {model!r} request refused, retry later"
+        )
+
     def enter(self, model: str) -> None:
-        if self.limit and self.inflight >= self.limit:
-            raise Overloaded(
-                f"worker is at its limit of {self.limit} requests in flight; model {model!r} request "
-                "refused, retry later"
-            )
+        if self.full():
+            raise self.refusal(model)
         self.inflight += 1
 
     def leave(self) -> None:
         self.inflight -= 1
+
+
+class Handover(Protocol):
+    """Where a worker at its admission limit hands a request (:class:`~.peers.Peers`)."""
+
+    def hand(self, model: str, request: Mapping[str, Any], refusal: Overloaded) -> AsyncIterator[dict[str, Any]]: ...
 
 
 class ModelHandler:
@@ -76,6 +90,7 @@ class ModelHandler:
         trace: bool = False,
         observer: RequestObserver | None = None,
         tracing: TracePolicy | None = None,
+        handover: Handover | None = None,
     ) -> None:
         self.model = model
         self.schema = schema
@@ -84,6 +99,7 @@ class ModelHandler:
         self.trace = trace  # whether anything records Triton's trace; ``tracing`` then picks the requests
         self.observer = observer
         self.tracing = tracing
+        self.handover = handover  # None: refuse at the limit
 
     def health_check_payload(self) -> dict[str, Any]:
         """What Dynamo sends to check this endpoint: answered from readiness, never by inference (the model may keep
@@ -127,6 +143,11 @@ class ModelHandler:
         """Dynamo's handler: one request dict in, its responses out (several only for decoupled models)."""
         if request.get(HEALTH_CHECK_KEY) is True:
             yield self._probe()
+            return
+        if self.handover is not None and self.admission.full() and not request.get(HANDED_KEY):
+            refusal = self.admission.refusal(self.schema.name)
+            async for response in self.handover.hand(self.schema.name, request, refusal):
+                yield response
             return
         self.admission.enter(self.schema.name)
         observer = self.observer

@@ -14,17 +14,13 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-# Dynamo's own Triton worker names a model's endpoint this way ([a-z0-9_-] and a content hash, so that no endpoint
-# name is a prefix of another, which discovery's prefix scan would confuse): ours uses the same function, so the
-# names match what Dynamo's tooling expects of a Triton model.
-from dynamo.triton.util import endpoint_slug
-
 from ..errors import Status, TritonDynamoError
 from ..telemetry.metrics import WorkerMetrics
 from ..triton import Model, Server
 from .config import WorkerConfig
 from .handler import ModelHandler
 from .model_set import Change, ModelSet, ModelSetStore
+from .peers import model_endpoint_path
 from .schema import ModelSchema, queue_policy_limits
 
 logger = logging.getLogger(__name__)
@@ -112,7 +108,7 @@ class ServedModels:
         self.handlers[model.name] = handler
         # A component of its own per worker process: each worker is then a worker set of its own for the frontend,
         # which lets a draining worker withdraw its models while staying reachable (see Worker._drain).
-        path = f"{self.config.namespace}.{self.config.component}-{self.instance_id:x}.{endpoint_slug(model.name)}"
+        path = model_endpoint_path(self.config.namespace, self.config.component, self.instance_id, model.name)
         endpoint = self.runtime.endpoint(path)
         self.endpoints[model.name] = endpoint
         self.watch(

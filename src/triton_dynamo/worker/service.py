@@ -36,8 +36,9 @@ from .config import WorkerConfig
 from .control import ControlHandler
 from .handler import Admission, ModelHandler, RequestObserver
 from .model_set import ModelSet, model_set_store
+from .peers import Peers, endpoint_slug
 from .schema import ModelSchema
-from .served import SETTLE_S, ServedModels, endpoint_slug
+from .served import SETTLE_S, ServedModels
 from .trace_settings import TracePolicy, TraceSettings
 
 logger = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ class Worker:
         self._serving: list[asyncio.Future] = []
         self._failure: BaseException | None = None
         self._stopping = asyncio.Event()
+        self.peers: Peers | None = None  # where requests go past --max-inflight (none without a limit)
 
     async def run(self) -> None:
         """Serve until a signal asks to stop; raises :class:`TritonDynamoError` when nothing can be served."""
@@ -88,6 +90,15 @@ class Worker:
                 self.observer.tracer = make_tracer("triton-dynamo-worker")
             models = self._servable_models()
             self._export_metrics(models)
+            if self.config.max_inflight:
+                self.peers = Peers(
+                    self.runtime,
+                    namespace=self.config.namespace,
+                    component=self.config.component,
+                    own_id=self.instance_id,
+                    metrics=self.metrics,
+                )
+                await self.peers.start()
             self.models = ServedModels(
                 self.config,
                 runtime=self.runtime,
@@ -239,6 +250,7 @@ class Worker:
             trace=self.config.trace_requests and self.observer is not None,
             observer=self.observer,
             tracing=self.tracing,
+            handover=self.peers,
         )
 
     def _watch(self, serving) -> None:
