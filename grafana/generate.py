@@ -575,6 +575,14 @@ def model() -> dict:
             description="Where the frontend routed this model's requests.",
         ),
         timeseries(
+            "Handed to another worker",
+            [target(f"sum by (instance) (rate(triton_dynamo_handed_requests_total{sel}[{RATE}]))", "{{instance}}")],
+            unit="reqps",
+            description="Requests a worker at its --max-inflight limit handed to another worker, which served or "
+            "refused them. Dynamo's frontend picks a worker at random for each request; this is where that "
+            "uneven spread met a full worker (README, 'Routing, and hand-over at the limit').",
+        ),
+        timeseries(
             "At the frontend",
             [
                 target(

@@ -27,8 +27,9 @@ SECTIONS = [
         "overload",
         "Overload",
         "Open-loop load above capacity: requests are sent at a fixed rate whatever the answers. Each worker admits "
-        "at most --max-inflight requests and refuses the excess at once (UNAVAILABLE); 'slow' has no queue limit of "
-        "Triton's (see the README on Triton's queue policy).",
+        "at most --max-inflight requests and hands the excess to the other worker; a request is refused at once "
+        "(UNAVAILABLE) when that one is full too. 'slow' has no queue limit of Triton's (see the README on Triton's "
+        "queue policy).",
     ),
     (
         "soak",
