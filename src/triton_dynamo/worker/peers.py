@@ -101,9 +101,7 @@ class Peers:
             stream = await client.direct({**request, HANDED_KEY: True}, peer, annotated=False)
             async for response in stream:
                 yield response
-        except TritonDynamoError:
-            raise
-        except Exception as exc:
+        except Exception as exc:  # Dynamo's client raises a plain error with the peer's message
             status, text = peer_error(str(exc))
             if status is Status.UNAVAILABLE:
                 why = f"handed to worker {peer:x}, which could not take it either: {text}"
