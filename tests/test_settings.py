@@ -67,15 +67,15 @@ def test_up_starts_each_worker_with_its_serving_settings_and_the_rest_from_the_e
 
 
 def test_the_shared_settings_are_declared_once() -> None:
-    shared = ServingSettings.__dataclass_fields__
+    shared = {f.name: f for f in dataclasses.fields(ServingSettings)}
     assert set(shared) == {"model_repository", "model_names", "max_request_bytes", "max_inflight", "grace_period_s"}
     for cls in (WorkerConfig, StackConfig):
         assert all(cls.__dataclass_fields__[name] is field for name, field in shared.items()), cls
 
 
 def test_no_environment_variable_has_two_meanings() -> None:
-    worker_env = {f.metadata["env"]: f.name for f in dataclasses.fields(WorkerConfig)}
-    stack_env = {f.metadata["env"]: f.name for f in dataclasses.fields(StackConfig)}
+    worker_env = {known.env: name for name, known in settings.names(WorkerConfig).items()}
+    stack_env = {known.env: name for name, known in settings.names(StackConfig).items()}
     for env, name in stack_env.items():
         assert worker_env.get(env, name) == name, f"{env} is {name} for up and {worker_env[env]} for a worker"
 
@@ -97,3 +97,22 @@ def test_a_bad_value_names_its_flag_and_variable(variable: str, value: str, said
     with pytest.raises(ConfigurationError) as caught:
         WorkerConfig.from_env({variable: value, "TRITON_DYNAMO_MODEL_REPOSITORY": str(REPO)})
     assert said in str(caught.value)
+
+
+def test_a_field_is_given_by_its_name_and_its_declaring_class_prefix() -> None:
+    from triton_dynamo.loadgen.cli import LoadtestConfig
+
+    known = settings.names(LoadtestConfig)
+    # declared by StackAddress (TRITON_DYNAMO_), inherited by the load test (TRITON_DYNAMO_LOAD_)
+    assert known["url"] == settings.Names("--url", "TRITON_DYNAMO_URL", (), ())
+    assert known["users"] == settings.Names("--users", "TRITON_DYNAMO_LOAD_USERS", (), ())
+    assert settings.names(StackConfig)["model_names"].flag == "--model-name"  # declared where it differs
+
+
+def test_a_class_without_a_prefix_must_name_its_variables() -> None:
+    @dataclasses.dataclass(frozen=True, kw_only=True)
+    class Bare:
+        port: int = settings.setting(1, help="a port")
+
+    with pytest.raises(TypeError, match=r"Bare\.port names no variable and Bare no ENV_PREFIX"):
+        settings.names(Bare)

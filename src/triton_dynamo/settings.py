@@ -6,13 +6,21 @@ parser and its environment reading from :func:`build_parser` and :func:`from_env
 defaults never drift apart. Precedence: flag, then variable, then default. Validation lives in the class's
 ``__post_init__``, so an invalid object cannot be built.
 
+A field's flag and variable come from its name unless it says otherwise: ``grpc_port`` is ``--grpc-port`` and, in a
+class whose ``ENV_PREFIX`` is ``DEMO_``, ``DEMO_GRPC_PORT`` (the prefix of the class that declares the field, so an
+inherited field keeps its variable).
+
 Example:
     >>> from dataclasses import dataclass
     >>> @dataclass(frozen=True, kw_only=True)
     ... class Demo:
-    ...     port: int = setting(8000, flag="--port", env="DEMO_PORT", help="port to listen on")
-    >>> from_env(Demo, {"DEMO_PORT": "9000"}).port
-    9000
+    ...     ENV_PREFIX: typing.ClassVar[str] = "DEMO_"
+    ...     grpc_port: int = setting(8000, help="port to listen on")
+    ...     user: str = setting("nobody", env="USER_NAME", help="who runs it")
+    >>> names(Demo)["grpc_port"]
+    Names(flag='--grpc-port', env='DEMO_GRPC_PORT', aliases=(), env_aliases=())
+    >>> from_env(Demo, {"DEMO_GRPC_PORT": "9000", "USER_NAME": "ada"})
+    Demo(grpc_port=9000, user='ada')
 """
 
 from __future__ import annotations
@@ -20,11 +28,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+import inspect
 import os
 import types
 import typing
 from collections.abc import Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from .errors import ConfigurationError
 
@@ -34,15 +43,16 @@ T = TypeVar("T")
 def setting(
     default: Any,
     *,
-    flag: str,
-    env: str,
     help: str,
+    flag: str | None = None,
+    env: str | None = None,
     aliases: Sequence[str] = (),
     env_aliases: Sequence[str] = (),
     choices: Sequence[str] | None = None,
     repeat: bool = False,
 ) -> Any:
-    """A dataclass field with its flag (and aliases), environment variable (and aliases), help and choices.
+    """A dataclass field with its help, choices, and its flag and environment variable where they are not the ones
+    its name gives (:func:`names`), with aliases.
 
     ``repeat`` makes a tuple field whose flag may be given several times and whose variable is comma-separated.
     """
@@ -58,6 +68,33 @@ def setting(
     if isinstance(default, (list, dict, set)):
         raise TypeError("use a tuple or a frozen value as a setting's default")
     return dataclasses.field(default=default, metadata=meta)
+
+
+class Names(NamedTuple):
+    """How a field is given: its flag and environment variable, and the older names still accepted."""
+
+    flag: str
+    env: str
+    aliases: tuple[str, ...]
+    env_aliases: tuple[str, ...]
+
+
+@functools.cache
+def names(cls: type) -> dict[str, Names]:
+    """Each field's :class:`Names`: those it declares, else ``--field-name`` and the declaring class's
+    ``ENV_PREFIX`` followed by ``FIELD_NAME``."""
+    resolved = {}
+    for f in dataclasses.fields(cls):
+        env = f.metadata["env"]
+        if env is None:
+            owner = next(c for c in cls.__mro__ if f.name in inspect.get_annotations(c))
+            prefix = owner.__dict__.get("ENV_PREFIX")
+            if prefix is None:
+                raise TypeError(f"{owner.__name__}.{f.name} names no variable and {owner.__name__} no ENV_PREFIX")
+            env = prefix + f.name.upper()
+        flag = f.metadata["flag"] or "--" + f.name.replace("_", "-")
+        resolved[f.name] = Names(flag, env, f.metadata["aliases"], f.metadata["env_aliases"])
+    return resolved
 
 
 @functools.cache
@@ -76,22 +113,22 @@ def field_types(cls: type) -> dict[str, type]:
 def build_parser(cls: type, prog: str, description: str) -> argparse.ArgumentParser:
     """An argument parser with one option per field of ``cls``; options left out parse as None."""
     parser = argparse.ArgumentParser(prog=prog, description=description)
-    kinds = field_types(cls)
+    kinds, given_as = field_types(cls), names(cls)
     for f in dataclasses.fields(cls):
-        meta = f.metadata
-        names = [meta["flag"], *meta["aliases"]]
+        meta, known = f.metadata, given_as[f.name]
+        flags = [known.flag, *known.aliases]
         shown = ", ".join(meta["choices"]) if meta["choices"] else None
         default = f.default if f.default is not None else "none"
-        help_text = f"{meta['help']} (env {meta['env']}; default {default})"
+        help_text = f"{meta['help']} (env {known.env}; default {default})"
         if kinds[f.name] is bool:
             parser.add_argument(
-                *names, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_text
+                *flags, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_text
             )
         elif meta["repeat"]:
-            parser.add_argument(*names, dest=f.name, action="append", help=help_text)
+            parser.add_argument(*flags, dest=f.name, action="append", help=help_text)
         else:
             parser.add_argument(
-                *names, dest=f.name, choices=meta["choices"], metavar=shown and f"{{{shown}}}", help=help_text
+                *flags, dest=f.name, choices=meta["choices"], metavar=shown and f"{{{shown}}}", help=help_text
             )
     return parser
 
@@ -104,11 +141,11 @@ def from_env(cls: type[T], env: Mapping[str, str] | None = None, **overrides: An
         if f.name in overrides and overrides[f.name] is not None:
             raw = overrides[f.name]
         else:
-            names = (f.metadata["env"], *f.metadata["env_aliases"])
-            raw = next((env[name] for name in names if env.get(name)), None)
+            known = names(cls)[f.name]
+            raw = next((env[name] for name in (known.env, *known.env_aliases) if env.get(name)), None)
             if raw is None:
                 continue
-        values[f.name] = convert(f, raw, field_types(cls)[f.name])
+        values[f.name] = convert(cls, f, raw)
     return cls(**values)
 
 
@@ -120,9 +157,10 @@ def from_args(
     return from_env(cls, env, **vars(args))
 
 
-def convert(f: dataclasses.Field, raw: Any, kind: type) -> Any:
-    """A flag's or variable's value as ``kind`` (the field's type, :func:`field_types`); a clear error naming the
-    flag and variable otherwise."""
+def convert(cls: type, f: dataclasses.Field, raw: Any) -> Any:
+    """A flag's or variable's value as the field's type (:func:`field_types`); a clear error naming the flag and
+    variable otherwise."""
+    kind = field_types(cls)[f.name]
     try:
         if kind is tuple:
             items = raw.split(",") if isinstance(raw, str) else raw
@@ -137,7 +175,8 @@ def convert(f: dataclasses.Field, raw: Any, kind: type) -> Any:
     except (TypeError, ValueError):
         choices = f.metadata.get("choices")
         expected = f"one of {', '.join(choices)}" if choices else f"a valid {kind.__name__}"
-        raise ConfigurationError(f"{f.metadata['flag']} / {f.metadata['env']}: {raw!r} is not {expected}") from None
+        known = names(cls)[f.name]
+        raise ConfigurationError(f"{known.flag} / {known.env}: {raw!r} is not {expected}") from None
 
 
 def to_args(config: Any) -> list[str]:
@@ -148,16 +187,17 @@ def to_args(config: Any) -> list[str]:
         >>> from dataclasses import dataclass
         >>> @dataclass(frozen=True, kw_only=True)
         ... class Demo:
-        ...     port: int = setting(8000, flag="--port", env="DEMO_PORT", help="port")
-        ...     names: tuple[str, ...] = setting((), flag="--name", env="DEMO_NAMES", help="names", repeat=True)
-        ...     verbose: bool = setting(False, flag="--verbose", env="DEMO_VERBOSE", help="more output")
+        ...     ENV_PREFIX: typing.ClassVar[str] = "DEMO_"
+        ...     port: int = setting(8000, help="port")
+        ...     names: tuple[str, ...] = setting((), flag="--name", help="names", repeat=True)
+        ...     verbose: bool = setting(False, help="more output")
         >>> to_args(Demo(port=9000, names=("a", "b")))
         ['--port', '9000', '--name', 'a', '--name', 'b', '--no-verbose']
     """
     argv: list[str] = []
-    kinds = field_types(type(config))
+    kinds, given_as = field_types(type(config)), names(type(config))
     for f in dataclasses.fields(config):
-        value, flag = getattr(config, f.name), f.metadata["flag"]
+        value, flag = getattr(config, f.name), given_as[f.name].flag
         if value is None:
             continue
         if kinds[f.name] is bool:

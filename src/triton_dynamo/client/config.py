@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import ClassVar
 
 from .. import settings
 from ..settings import setting
@@ -24,22 +25,19 @@ class StackAddress:
     """Where a running stack answers KServe gRPC: every command that talks to one (``models``, ``infer``,
     ``loadtest``) extends this."""
 
-    url: str = setting(
-        DEFAULT_URL,
-        flag="--url",
-        env="TRITON_DYNAMO_URL",
-        help="the stack's KServe gRPC address (every Triton RPC where its proxy runs)",
-    )
+    ENV_PREFIX: ClassVar[str] = "TRITON_DYNAMO_"
+
+    url: str = setting(DEFAULT_URL, help="the stack's KServe gRPC address (every Triton RPC where its proxy runs)")
 
 
 @dataclass(frozen=True, kw_only=True)
 class ClientConfig(StackAddress):
     """The addresses of a running stack."""
 
+    ENV_PREFIX: ClassVar[str] = "TRITON_DYNAMO_"
+
     metrics_url: str | None = setting(
         None,
-        flag="--metrics-url",
-        env="TRITON_DYNAMO_METRICS_URL",
         help="the frontend's metrics address, which lists the models where the control RPCs do not answer; default: "
         "the --url host on port 8002",
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 from .. import settings
 from ..errors import ConfigurationError
@@ -22,41 +23,36 @@ from ..worker.config import DISCOVERY_BACKENDS, REQUEST_PLANES
 class ControlConfig:
     """Where the control service listens and how it finds the workers; validated when built."""
 
-    host: str = setting("127.0.0.1", flag="--host", env="TRITON_DYNAMO_CONTROL_HOST", help="address to listen on")
-    port: int = setting(8003, flag="--port", env="TRITON_DYNAMO_CONTROL_PORT", help="gRPC port of the control RPCs")
-    namespace: str = setting("triton", flag="--namespace", env="DYN_NAMESPACE", help="Dynamo namespace of the workers")
+    ENV_PREFIX: ClassVar[str] = "TRITON_DYNAMO_CONTROL_"
+
+    host: str = setting("127.0.0.1", help="address to listen on")
+    port: int = setting(8003, help="gRPC port of the control RPCs")
+    namespace: str = setting("triton", env="DYN_NAMESPACE", help="Dynamo namespace of the workers")
     component: str = setting(
         "worker", flag="--component", env="TRITON_DYNAMO_COMPONENT", help="Dynamo component of the workers"
     )
     discovery_backend: str = setting(
         "etcd",
-        flag="--discovery-backend",
         env="DYN_DISCOVERY_BACKEND",
         help="where the workers register: etcd (ETCD_ENDPOINTS), file (DYN_FILE_KV, one host), mem",
         choices=DISCOVERY_BACKENDS,
     )
     request_plane: str = setting(
         "tcp",
-        flag="--request-plane",
         env="DYN_REQUEST_PLANE",
         help="how requests reach the workers: tcp, or nats (NATS_SERVER)",
         choices=REQUEST_PLANES,
     )
     worker_timeout_s: float = setting(
         10.0,
-        flag="--worker-timeout-s",
-        env="TRITON_DYNAMO_CONTROL_WORKER_TIMEOUT_S",
         help="how long a worker may take to answer one control request before it is left out of the answer",
     )
     load_timeout_s: float = setting(
         120.0,
-        flag="--load-timeout-s",
-        env="TRITON_DYNAMO_CONTROL_LOAD_TIMEOUT_S",
         help="how long a worker may take to load or unload a model before the answer names it as failed",
     )
     inference_url: str = setting(
         "",
-        flag="--inference-url",
         env="TRITON_DYNAMO_INFERENCE_URL",
         help="the frontend's KServe address: named in the answer to an inference RPC sent here, and asked after a "
         "load or unload until it routes the model (or no longer does)",

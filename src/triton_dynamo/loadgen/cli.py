@@ -27,6 +27,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from .. import settings
 from ..client.config import StackAddress
@@ -45,28 +46,22 @@ REPO_LOCUSTFILE = Path(__file__).resolve().parents[3] / "loadtest" / "locustfile
 class LoadtestConfig(StackAddress):
     """The options of ``triton-dynamo loadtest`` itself; the load generator's own (``--models``...) come on top."""
 
-    users: int = setting(8, flag="--users", env="TRITON_DYNAMO_LOAD_USERS", help="users (constant; spike: before)")
+    ENV_PREFIX: ClassVar[str] = "TRITON_DYNAMO_LOAD_"
+
+    users: int = setting(8, help="users (constant; spike: before)")
     spawn_rate: float = setting(
         8.0, flag="--spawn-rate", env="TRITON_DYNAMO_LOAD_SPAWN_RATE", help="users started per second"
     )
     duration_s: float = setting(
         60.0,
-        flag="--duration-s",
-        env="TRITON_DYNAMO_LOAD_DURATION_S",
         help="length of the test; for step and spike an upper bound (0: the shape's own length)",
     )
-    out_dir: Path | None = setting(
-        None,
-        flag="--out-dir",
-        env="TRITON_DYNAMO_LOAD_OUT_DIR",
-        help="folder for the reports; default: loadtest-results/<UTC time>",
-    )
+    out_dir: Path | None = setting(None, help="folder for the reports; default: loadtest-results/<UTC time>")
     workers: int = setting(
         0, flag="--workers", env="TRITON_DYNAMO_LOAD_WORKERS", help="Locust worker processes; 0: one process"
     )
     locustfile: Path | None = setting(
         None,
-        flag="--locustfile",
         env="TRITON_DYNAMO_LOCUSTFILE",
         help="locustfile to run; default: the repository's loadtest/locustfile.py, else the package's copy",
     )

@@ -19,7 +19,7 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from .. import settings
 from ..errors import ConfigurationError
@@ -80,17 +80,15 @@ def parse_dims(text: str) -> dict[tuple[str, str], int]:
 class LoadConfig:
     """Everything a Locust process of the load generator needs; validated when built."""
 
+    ENV_PREFIX: ClassVar[str] = "TRITON_DYNAMO_LOAD_"
+
     models: str = setting(
         "",
-        flag="--models",
-        env="TRITON_DYNAMO_LOAD_MODELS",
         help="models and weights, MODEL[:WEIGHT[:unary|stream]] comma-separated, e.g. identity:3,add_sub:1; "
         f"empty: the models of --requests-file, or {DEFAULT_MODEL}",
     )
     requests_file: Path | None = setting(
         None,
-        flag="--requests-file",
-        env="TRITON_DYNAMO_LOAD_REQUESTS_FILE",
         help="JSON lines of sample requests {model, inputs: {NAME: {datatype, shape, data}}, expected?}; "
         "models without samples get generated inputs",
     )
@@ -99,30 +97,19 @@ class LoadConfig:
     )
     variable_dims: str = setting(
         "",
-        flag="--variable-dims",
-        env="TRITON_DYNAMO_LOAD_VARIABLE_DIMS",
         help="sizes of -1 dims per input, [MODEL.]INPUT=SIZE comma-separated, e.g. repeat.VALUES=4",
     )
     batch_size: int = setting(
         1, flag="--batch-size", env="TRITON_DYNAMO_LOAD_BATCH_SIZE", help="batch size of generated inputs"
     )
-    seed: int = setting(0, flag="--seed", env="TRITON_DYNAMO_LOAD_SEED", help="seed of generated inputs")
-    samples_per_model: int = setting(
-        8,
-        flag="--samples-per-model",
-        env="TRITON_DYNAMO_LOAD_SAMPLES_PER_MODEL",
-        help="distinct generated requests per model, sent in turn",
-    )
+    seed: int = setting(0, help="seed of generated inputs")
+    samples_per_model: int = setting(8, help="distinct generated requests per model, sent in turn")
     check: bool = setting(
         False,
-        flag="--check",
-        env="TRITON_DYNAMO_LOAD_CHECK",
         help="check every answer (known sample models, and samples with 'expected'); a wrong one is a failure",
     )
     check_model_repository: Path = setting(
         Path("model_repo"),
-        flag="--check-model-repository",
-        env="TRITON_DYNAMO_LOAD_CHECK_MODEL_REPOSITORY",
         help="repository holding classifier/1/model.py, whose weights check the classifier's answers",
     )
     request_timeout_s: float = setting(
@@ -131,16 +118,9 @@ class LoadConfig:
     think_time_s: float = setting(
         0.0, flag="--think-time-s", env="TRITON_DYNAMO_LOAD_THINK_TIME_S", help="pause of each user between requests"
     )
-    grpc_connections: int = setting(
-        1,
-        flag="--grpc-connections",
-        env="TRITON_DYNAMO_LOAD_GRPC_CONNECTIONS",
-        help="HTTP/2 connections per Locust process, shared by its users in turn",
-    )
+    grpc_connections: int = setting(1, help="HTTP/2 connections per Locust process, shared by its users in turn")
     shape: str = setting(
         "constant",
-        flag="--shape",
-        env="TRITON_DYNAMO_LOAD_SHAPE",
         help="constant (-u users at -r per s for -t), step (ramp to find the knee) or spike",
         choices=SHAPES,
     )
@@ -155,14 +135,10 @@ class LoadConfig:
     )
     settle_s: float = setting(
         1.0,
-        flag="--settle-s",
-        env="TRITON_DYNAMO_LOAD_SETTLE_S",
         help="step shape: seconds after a step's users are spawned before its throughput counts",
     )
     knee_min_gain: float = setting(
         0.05,
-        flag="--knee-min-gain",
-        env="TRITON_DYNAMO_LOAD_KNEE_MIN_GAIN",
         help="step shape: a step raises throughput when it beats the best earlier step by this fraction",
     )
     spike_users: int = setting(
@@ -176,20 +152,16 @@ class LoadConfig:
     )
     summary_json: Path | None = setting(
         None,
-        flag="--summary-json",
-        env="TRITON_DYNAMO_LOAD_SUMMARY_JSON",
         help="write the JSON summary here at the end; default: <--csv prefix>_summary.json when --csv is given",
     )
     metrics_port: int = setting(
         9646,
         flag="--client-metrics-port",
-        env="TRITON_DYNAMO_LOAD_METRICS_PORT",
         help="Prometheus /metrics port of a master or standalone Locust; 0: off",
     )
     worker_metrics_port: int = setting(
         9647,
         flag="--worker-client-metrics-port",
-        env="TRITON_DYNAMO_LOAD_WORKER_METRICS_PORT",
         help="Prometheus /metrics port of a Locust worker, the next free one when taken; 0: off",
     )
 
@@ -235,17 +207,17 @@ class LoadConfig:
 def add_arguments(parser: Any, cls: type = LoadConfig, title: str = "triton-dynamo load generator") -> None:
     """One option per field of ``cls`` on ``parser`` (an argparse parser or Locust's); options left out parse as
     None so that the environment, then the default, apply."""
-    group = parser.add_argument_group(title)
+    group, given_as = parser.add_argument_group(title), settings.names(cls)
     for f in dataclasses.fields(cls):
-        meta = f.metadata
+        meta, flag = f.metadata, given_as[f.name].flag
         default = "none" if f.default is None else (f.default if f.default != "" else '""')
-        help_text = f"{meta['help']} (env {meta['env']}; default {default})"
+        help_text = f"{meta['help']} (env {given_as[f.name].env}; default {default})"
         if str(f.type) == "bool":
-            group.add_argument(meta["flag"], dest=f.name, action=argparse.BooleanOptionalAction, help=help_text)
+            group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, help=help_text)
         else:
-            metavar = meta["flag"].removeprefix("--").upper().replace("-", "_")
+            metavar = flag.removeprefix("--").upper().replace("-", "_")
             group.add_argument(
-                meta["flag"], dest=f.name, choices=meta["choices"], default=None, metavar=metavar, help=help_text
+                flag, dest=f.name, choices=meta["choices"], default=None, metavar=metavar, help=help_text
             )
 
 
@@ -253,11 +225,11 @@ def to_argv(options: Any, cls: type = LoadConfig) -> list[str]:
     """The flags of ``cls`` that were given in ``options``, as command-line arguments to pass on."""
     argv: list[str] = []
     for f in dataclasses.fields(cls):
-        value = getattr(options, f.name, None)
+        value, flag = getattr(options, f.name, None), settings.names(cls)[f.name].flag
         if value is None:
             continue
         if str(f.type) == "bool":
-            argv.append(f.metadata["flag"] if value else "--no-" + f.metadata["flag"][2:])
+            argv.append(flag if value else "--no-" + flag[2:])
         else:
-            argv += [f.metadata["flag"], str(value)]
+            argv += [flag, str(value)]
     return argv

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from .. import settings
 from ..errors import ConfigurationError
@@ -18,25 +19,19 @@ class StackConfig(ServingSettings):
     """Everything ``triton-dynamo up`` needs; validated when built. What each worker serves and admits is the
     worker's own :class:`~triton_dynamo.worker.config.ServingSettings`, passed on as it is."""
 
-    workers: int = setting(2, flag="--workers", env="TRITON_DYNAMO_WORKERS", help="number of worker processes")
-    host: str = setting(
-        "127.0.0.1",
-        flag="--host",
-        env="TRITON_DYNAMO_HOST",
-        help="address the KServe gRPC port and the metrics ports listen on",
-    )
-    grpc_port: int = setting(8001, flag="--grpc-port", env="TRITON_DYNAMO_GRPC_PORT", help="KServe v2 gRPC port")
+    ENV_PREFIX: ClassVar[str] = "TRITON_DYNAMO_"
+
+    workers: int = setting(2, help="number of worker processes")
+    host: str = setting("127.0.0.1", help="address the KServe gRPC port and the metrics ports listen on")
+    grpc_port: int = setting(8001, help="KServe v2 gRPC port")
     metrics_port: int = setting(
         8002,
-        flag="--metrics-port",
         # not TRITON_DYNAMO_METRICS_PORT: that is a worker's own metrics port (its --metrics-port)
         env="TRITON_DYNAMO_FRONTEND_METRICS_PORT",
         help="the frontend's /metrics port",
     )
     proxy: str = setting(
         "auto",
-        flag="--proxy",
-        env="TRITON_DYNAMO_PROXY",
         help="nginx in front of the frontend and the control service, routing each RPC by its method, so that every "
         "Triton RPC is on --grpc-port: auto (when nginx is installed), nginx, or none (the control RPCs stay on "
         "--control-port)",
@@ -44,83 +39,52 @@ class StackConfig(ServingSettings):
     )
     frontend_port: int = setting(
         8011,
-        flag="--frontend-port",
-        env="TRITON_DYNAMO_FRONTEND_PORT",
         help="with the proxy, the frontend's own KServe port: no control RPCs, one hop less for inference",
     )
     control_port: int = setting(
         8003,
-        flag="--control-port",
-        env="TRITON_DYNAMO_CONTROL_PORT",
         help="gRPC port of Triton's RPCs beyond inference (statistics, repository control, model metadata, trace and "
         "log settings), served by the control service for every worker",
     )
     worker_system_port: int = setting(
         8100,
-        flag="--worker-system-port",
-        env="TRITON_DYNAMO_WORKER_SYSTEM_PORT",
         help="first worker's Dynamo system port (/health, /live, /metrics); worker i listens on this + i",
     )
     worker_metrics_port: int = setting(
         8200,
-        flag="--worker-metrics-port",
-        env="TRITON_DYNAMO_WORKER_METRICS_PORT",
         help="first worker's complete metrics in OpenMetrics, with trace exemplars; worker i listens on this + i",
     )
     discovery: str = setting(
         "file",
-        flag="--discovery",
-        env="TRITON_DYNAMO_DISCOVERY",
         help="file (a folder on this machine, nothing else needed) or etcd (ETCD_ENDPOINTS)",
         choices=("file", "etcd"),
     )
-    request_plane: str = setting(
-        "tcp",
-        flag="--request-plane",
-        env="TRITON_DYNAMO_REQUEST_PLANE",
-        help="tcp (loopback) or nats (NATS_SERVER)",
-        choices=("tcp", "nats"),
-    )
+    request_plane: str = setting("tcp", help="tcp (loopback) or nats (NATS_SERVER)", choices=("tcp", "nats"))
     router_mode: str = setting(
         "round-robin",
-        flag="--router-mode",
-        env="TRITON_DYNAMO_ROUTER_MODE",
         help="Dynamo's routing inside a worker set; each worker is a worker set of its own, so across workers the "
         "frontend picks at random whatever this says (README, 'Routing')",
         choices=("round-robin", "least-loaded"),
     )
     state_dir: Path | None = setting(
         None,
-        flag="--state-dir",
-        env="TRITON_DYNAMO_STATE_DIR",
         help="folder for logs and the file discovery store; default: a new folder under the temp directory",
     )
-    startup_timeout_s: float = setting(
-        120.0,
-        flag="--startup-timeout-s",
-        env="TRITON_DYNAMO_STARTUP_TIMEOUT_S",
-        help="give up when the stack is not ready after this long",
-    )
+    startup_timeout_s: float = setting(120.0, help="give up when the stack is not ready after this long")
     otlp_endpoint: str | None = setting(
         None,
-        flag="--otlp-endpoint",
-        env="TRITON_DYNAMO_OTLP_ENDPOINT",
         env_aliases=("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"),
         help="OTLP/gRPC endpoint (http://host:4317) for traces: turns on Dynamo's own spans in the frontend and "
         "workers and the workers' request spans; default: no tracing",
     )
     trace_sample_ratio: float = setting(
         0.1,
-        flag="--trace-sample-ratio",
-        env="TRITON_DYNAMO_TRACE_SAMPLE_RATIO",
         help="with --otlp-endpoint, the share of requests traced (0 to 1): the frontend decides and the workers "
         "follow its decision, so a trace is whole or absent; at 0.1 tracing cost a worker 30-70 µs of CPU per request "
         "and the frontend ~35, most of it Dynamo's own tracing, which runs for every request",
     )
     observe: bool = setting(
         False,
-        flag="--observe",
-        env="TRITON_DYNAMO_OBSERVE",
         help="also run Prometheus (when installed) scraping the stack, with the repository's rules",
     )
     prometheus_port: int = setting(

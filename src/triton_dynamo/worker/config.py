@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import ClassVar
 
 from .. import settings
 from ..errors import ConfigurationError
@@ -33,37 +34,27 @@ class ServingSettings:
     """What a worker serves and how much it admits: the settings that ``triton-dynamo up`` passes on to each of its
     workers, declared once for both (:class:`WorkerConfig` and ``StackConfig`` extend it)."""
 
-    model_repository: Path = setting(
-        Path("model_repo"),
-        flag="--model-repository",
-        env="TRITON_DYNAMO_MODEL_REPOSITORY",
-        help="Triton model repository to serve",
-    )
+    ENV_PREFIX: ClassVar[str] = "TRITON_DYNAMO_"
+
+    model_repository: Path = setting(Path("model_repo"), help="Triton model repository to serve")
     model_names: tuple[str, ...] = setting(
         (),
         flag="--model-name",
-        env="TRITON_DYNAMO_MODEL_NAMES",
         help="serve only this model (repeatable; the variable is comma-separated); default: every model that loads",
         repeat=True,
     )
     max_request_bytes: int = setting(
         64 * 1024 * 1024,
-        flag="--max-request-bytes",
-        env="TRITON_DYNAMO_MAX_REQUEST_BYTES",
         help="largest request (all input tensors) a worker accepts, in bytes; the frontend itself refuses gRPC "
         "messages over 4 MiB",
     )
     max_inflight: int = setting(
         0,
-        flag="--max-inflight",
-        env="TRITON_DYNAMO_MAX_INFLIGHT",
         help="requests in flight admitted per worker; past it a request goes to one other worker, and is refused "
         "with UNAVAILABLE when that one is full too; 0: no limit",
     )
     grace_period_s: float = setting(
         30.0,
-        flag="--grace-period-s",
-        env="TRITON_DYNAMO_GRACE_PERIOD_S",
         help="on SIGTERM (or a stop of the stack), how long a worker lets requests in flight finish",
     )
 
@@ -84,39 +75,18 @@ class ServingSettings:
 class WorkerConfig(ServingSettings):
     """Everything a worker process needs; validated when built."""
 
-    backend_directory: Path | None = setting(
-        None,
-        flag="--backend-directory",
-        env="TRITON_DYNAMO_BACKEND_DIRECTORY",
-        help="Triton backends folder; default: the one of the Triton found",
-    )
+    ENV_PREFIX: ClassVar[str] = "TRITON_DYNAMO_"
+
+    backend_directory: Path | None = setting(None, help="Triton backends folder; default: the one of the Triton found")
     triton_library: Path | None = setting(
         None,
-        flag="--triton-library",
-        env="TRITON_DYNAMO_TRITON_LIBRARY",
         help="libtritonserver.so to load; default: /opt/tritonserver, then the nvidia-pytriton wheel",
     )
-    log_verbose: int = setting(
-        0,
-        flag="--log-verbose",
-        env="TRITON_DYNAMO_LOG_VERBOSE",
-        help="Triton's verbose log level",
-    )
-    namespace: str = setting(
-        "triton",
-        flag="--namespace",
-        env="DYN_NAMESPACE",
-        help="Dynamo namespace of the endpoints",
-    )
-    component: str = setting(
-        "worker",
-        flag="--component",
-        env="TRITON_DYNAMO_COMPONENT",
-        help="Dynamo component name",
-    )
+    log_verbose: int = setting(0, help="Triton's verbose log level")
+    namespace: str = setting("triton", env="DYN_NAMESPACE", help="Dynamo namespace of the endpoints")
+    component: str = setting("worker", help="Dynamo component name")
     discovery_backend: str = setting(
         "etcd",
-        flag="--discovery-backend",
         env="DYN_DISCOVERY_BACKEND",
         help="where workers register: etcd (ETCD_ENDPOINTS), file (DYN_FILE_KV, one host), mem",
         aliases=("--store-kv",),
@@ -125,41 +95,31 @@ class WorkerConfig(ServingSettings):
     )
     request_plane: str = setting(
         "tcp",
-        flag="--request-plane",
         env="DYN_REQUEST_PLANE",
         help="how requests reach the worker: tcp, or nats (NATS_SERVER)",
         choices=REQUEST_PLANES,
     )
     system_port: int | None = setting(
         None,
-        flag="--system-port",
         env="DYN_SYSTEM_PORT",
         help="port of the worker's /metrics, /health and /live; default: off",
     )
     metrics_port: int | None = setting(
         None,
-        flag="--metrics-port",
-        env="TRITON_DYNAMO_METRICS_PORT",
         help="port of the worker's complete metrics (ours, Triton's, Dynamo's) in OpenMetrics with trace exemplars; "
         "default: off (the same metrics, without exemplars, are on the system port)",
     )
     ready_file: Path | None = setting(
         None,
-        flag="--ready-file",
-        env="TRITON_DYNAMO_READY_FILE",
         help="a JSON file for supervisors: the worker's Dynamo instance id from the start, and the served models once "
         "every one is registered",
     )
     trace_requests: bool = setting(
         True,
-        flag="--trace-requests",
-        env="TRITON_DYNAMO_TRACE_REQUESTS",
         help="collect Triton's per-request queue and compute times (metrics and spans)",
     )
     telemetry: bool = setting(
         True,
-        flag="--telemetry",
-        env="TRITON_DYNAMO_TELEMETRY",
         help="record the worker's own per-request metrics and spans; off only to measure what they cost",
     )
 
