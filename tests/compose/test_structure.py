@@ -17,7 +17,7 @@ import yaml
 from triton_dynamo.loadgen.config import LoadConfig
 from triton_dynamo.stack import launcher
 from triton_dynamo.stack.config import StackConfig
-from triton_dynamo.stack.proxy import CONTROL_METHODS
+from triton_dynamo.stack.proxy import BUFFERS, CONTROL_METHODS
 from triton_dynamo.worker.config import MAX_SYSTEM_PORT, WorkerConfig
 
 from .tools import CORE, CPU, MULTIGPU, OBSERVABILITY, REPO_ROOT, read_dotenv
@@ -372,6 +372,12 @@ def test_the_proxy_routes_the_methods_up_routes_to_the_control_service() -> None
     nginx = (REPO_ROOT / "services/nginx/nginx.conf").read_text()
     routed = re.findall(r"location ~ \^/inference\\\.GRPCInferenceService/\(([^)]*)\)\$ \{\s*set \$control", nginx)
     assert routed and routed[0].split("|") == list(CONTROL_METHODS)
+
+
+def test_the_proxy_moves_large_tensors_with_the_buffers_up_uses() -> None:
+    nginx = (REPO_ROOT / "services/nginx/nginx.conf").read_text()
+    for line in BUFFERS.splitlines():
+        assert re.search(rf"^\s+{re.escape(line)}$", nginx, re.MULTILINE), line
 
 
 def test_dotenv_addresses_point_at_services_that_listen_there(configs) -> None:
