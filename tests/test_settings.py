@@ -116,3 +116,11 @@ def test_a_class_without_a_prefix_must_name_its_variables() -> None:
 
     with pytest.raises(TypeError, match=r"Bare\.port names no variable and Bare no ENV_PREFIX"):
         settings.names(Bare)
+
+
+def test_the_client_commands_build_their_config_from_a_parse() -> None:
+    from triton_dynamo.client.config import ClientConfig
+
+    args = ClientConfig.parser("triton-dynamo models", "").parse_args(["--url", "10.0.0.5:8001"])
+    config = ClientConfig.from_parsed(args, env={})
+    assert (config.url, config.metrics_address) == ("10.0.0.5:8001", "http://10.0.0.5:8002")

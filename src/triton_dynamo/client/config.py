@@ -10,6 +10,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
@@ -54,7 +55,7 @@ class ClientConfig(StackAddress):
     @classmethod
     def from_parsed(cls, args: argparse.Namespace, env: Mapping[str, str] | None = None) -> ClientConfig:
         """From a parse of :meth:`parser` (with other options beside), then the environment, then defaults."""
-        return settings.from_env(cls, env, **{name: getattr(args, name) for name in cls.__dataclass_fields__})
+        return settings.from_env(cls, env, **{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> ClientConfig:
