@@ -37,6 +37,16 @@ def sample(pids: list[int]) -> dict:
     }
 
 
+def lowest_in_first_and_last_third(counts: list[int]) -> tuple[int, int]:
+    """The lowest of the first third of ``counts`` and of the last third. Dynamo's request plane opens connections
+    between the frontend and the workers as requests in flight rise and closes them as they fall: at 140 requests/s
+    the three processes held 130 to 136 descriptors from one 5 s sample to the next, and a CI run failed on
+    one sample of 133 against 128. A leak raises the floor; the floor of a third does not move with what happened to
+    be in flight when one sample was taken."""
+    third = max(1, len(counts) // 3)
+    return min(counts[:third]), min(counts[-third:])
+
+
 @pytest.mark.timeout(900)  # the --long variant loads for ten minutes, past the suite's 300 s per test
 def test_soak_at_70_percent(soak_stack: StackProcess, long_run: bool) -> None:
     seconds = 600.0 if long_run else 60.0
@@ -65,9 +75,10 @@ def test_soak_at_70_percent(soak_stack: StackProcess, long_run: bool) -> None:
     peak_rss = max(s["rss"] for t, s in samples if t >= WARM_UP_S)
     failed = [e for _, e in results if e]
     growth = (end["rss"] - warm["rss"]) / warm["rss"]
+    fds_early, fds_late = lowest_in_first_and_last_third([s["fds"] for t, s in samples if t >= WARM_UP_S])
     broken = [f"{len(failed)} failed"] if failed else []
     broken += [f"RSS grew {100 * growth:.1f} % (bound 5 %)"] if growth >= 0.05 else []
-    broken += ["fds grew"] if end["fds"] > warm["fds"] + 4 else []
+    broken += ["fds grew"] if fds_late > fds_early + 4 else []
     broken += ["threads grew"] if end["threads"] > warm["threads"] + 4 else []
     record_figure(
         "soak",
@@ -84,11 +95,12 @@ def test_soak_at_70_percent(soak_stack: StackProcess, long_run: bool) -> None:
                 f"{w // 2**20}->{e // 2**20}" for w, e in zip(warm["rss_each"], end["rss_each"], strict=True)
             ),
             "fds after warm-up / end": f"{warm['fds']} / {end['fds']}",
+            "fds, lowest in the first / last third": f"{fds_early} / {fds_late}",
             "threads after warm-up / end": f"{warm['threads']} / {end['threads']}",
             "bounds": "held" if not broken else "NOT held: " + "; ".join(broken),
         },
     )
     assert failed == [], failed[:3]
     assert growth < 0.05
-    assert end["fds"] <= warm["fds"] + 4  # a connection or two may open or close: no growth with the requests
+    assert fds_late <= fds_early + 4  # no growth with the requests
     assert end["threads"] <= warm["threads"] + 4
