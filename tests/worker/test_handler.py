@@ -38,12 +38,14 @@ def handler_for(server: Server, name: str) -> ModelHandler:
 
 
 async def released(handler: ModelHandler, timeout_s: float = 5.0) -> bool:
-    """Whether every request left admission within ``timeout_s``: a request Triton served leaves once Triton
-    releases it, with its final response or a moment after."""
+    """Whether every request left admission within ``timeout_s``."""
     deadline = asyncio.get_running_loop().time() + timeout_s
     while handler.admission.inflight and asyncio.get_running_loop().time() < deadline:
         await asyncio.sleep(0.01)
     return handler.admission.inflight == 0
+
+
+DELAY = {"metadata": {"name": "DELAY_MS", "data_type": "Int32", "shape": [1]}, "data": {"data_type": "Int32"}}
 
 
 def identity_request(values: list[float], input_name: str = "INPUT0") -> dict:
@@ -124,9 +126,8 @@ async def test_triton_refusals_keep_their_status_and_name_the_request(triton_ser
 
 async def test_an_abandoned_request_stays_in_flight_until_triton_releases_it(triton_server: Server) -> None:
     handler = handler_for(triton_server, "slow")
-    delay = {"metadata": {"name": "DELAY_MS", "data_type": "Int32", "shape": [1]}, "data": {"data_type": "Int32"}}
     request = {**identity_request([1.0]), "model": "slow", "id": "abandoned"}
-    request["tensors"].append({**delay, "data": {**delay["data"], "values": [400]}})
+    request["tensors"].append({**DELAY, "data": {**DELAY["data"], "values": [400]}})
     responses = handler.generate(request)
     first = asyncio.ensure_future(responses.__anext__())
     await asyncio.sleep(0.1)  # in Triton now, in the model's 400 ms
@@ -140,6 +141,20 @@ async def test_an_abandoned_request_stays_in_flight_until_triton_releases_it(tri
         await asyncio.sleep(0.01)
     assert handler.admission.inflight == 0
     assert asyncio.get_running_loop().time() - abandoned_at > 0.1  # let go only when the model was done with it
+
+
+async def test_an_answered_request_leaves_admission_with_its_last_response(triton_server: Server) -> None:
+    # Triton may release a request a moment after its final response; a client that sends its next request then must
+    # not find the worker still full. Leaving only at Triton's release, some of these 80 requests were still counted
+    # when answered in each of 4 runs (3 in the one run that counted them all).
+    for name, extra in (("identity_fp32", []), ("slow", [{**DELAY, "data": {**DELAY["data"], "values": [1]}}])):
+        handler = handler_for(triton_server, name)
+        for index in range(40):
+            request = {**identity_request([float(index)]), "model": name}
+            request["tensors"] += extra
+            [answer] = [r async for r in handler.generate(request)]
+            assert answer["tensors"][0]["data"]["values"].tolist() == [float(index)]
+            assert handler.admission.inflight == 0, (name, index)
 
 
 async def test_a_request_refused_before_triton_leaves_admission_at_once(triton_server: Server) -> None:

@@ -59,9 +59,8 @@ RPC_NOTES = {
 }
 
 
-# nginx's defaults move a request body in 16 KiB windows and a response in 8 KiB buffers: a 602 KB tensor then waits
-# on dozens of window updates. With 256 KiB, paired runs of benchmarks/one_port.py measured p50 through nginx at 1.069
-# of the frontend's own port, against 1.116 with the defaults (150528 FP32 elements; no change at 16). Each request in
+# nginx's defaults move a request body in 16 KiB windows and a response in 8 KiB buffers: a large tensor then waits
+# on dozens of window updates (README, "What the one port costs", has the measured difference). Each request in
 # flight may hold up to 512 KiB in nginx. services/nginx/nginx.conf has the same lines.
 BUFFERS = """client_body_buffer_size 256k;
 http2_body_preread_size 256k;
