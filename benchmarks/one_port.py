@@ -20,14 +20,12 @@ import asyncio
 import random
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
-import tritonclient.grpc as grpcclient
 
 from _common import native_identity_repo, percentiles_us, print_table, stop_processes, write_results
-from stack import MODEL, concurrent, ports, sequential, start_stack
+from stack import alternating, concurrent, ports, sequential, start_stack
 from triton_dynamo.stack.proxy import find_nginx
 
 SIZES = (16, 150528)
@@ -98,28 +96,6 @@ def main() -> None:
         )
     results["settings"] = vars(args)
     print(f"written to {write_results('one_port', results)}")
-
-
-def alternating(urls: dict[str, str], data: np.ndarray, requests: int, rng: random.Random) -> dict[str, list[float]]:
-    """``requests`` sequential requests per port, the ports taking turns request by request in a random order."""
-    clients = {port: grpcclient.InferenceServerClient(url) for port, url in urls.items()}
-    samples: dict[str, list[float]] = {port: [] for port in urls}
-    order = list(urls)
-    try:
-        for _ in range(requests):
-            rng.shuffle(order)
-            for port in order:
-                item = grpcclient.InferInput("INPUT0", [data.size], "FP32")
-                item.set_data_from_numpy(data)
-                started = time.perf_counter()
-                answer = clients[port].infer(MODEL, [item]).as_numpy("OUTPUT0")
-                samples[port].append(time.perf_counter() - started)
-        if not np.array_equal(answer, data):
-            raise AssertionError(f"{urls[port]} returned a wrong answer")
-    finally:
-        for client in clients.values():
-            client.close()
-    return samples
 
 
 if __name__ == "__main__":

@@ -9,8 +9,9 @@ process costs ~200 us per request of IPC on its own):
                response path as ours, Dynamo's push egress; `--floor-egress pull` for its default handler shape)
   triton_grpc  the wheel's tritonserver binary, its own gRPC endpoint
 For 16 and 150528 elements: p50/p90/p99 of sequential requests (concurrency 1) and throughput with p50/p99 at
-concurrency 32 (tritonclient aio). Parts of each measurement (--rounds, 2 by default) are interleaved across paths,
-in a new random order each round (--seed), so that drift in machine load and a path's place in the round hit all alike.
+concurrency 32 (tritonclient aio). Sequential requests take turns between the paths request by request; the
+concurrent parts (--rounds, 2 by default) are interleaved across paths, in a new random order each round (--seed), so
+that drift in machine load and a path's place in the round hit all alike.
 Writes benchmarks/results/stack.json and prints the ratios to the floor. With --telemetry-variants it also prints each
 telemetry variant's throughput against the stack without telemetry, pooled and as the median of per-round ratios (each
 round's paths ran within seconds of each other, so that ratio is paired).
@@ -223,6 +224,29 @@ def sequential(url: str, data: np.ndarray, n: int) -> list[float]:
     return samples
 
 
+def alternating(urls: dict[str, str], data: np.ndarray, requests: int, rng: random.Random) -> dict[str, list[float]]:
+    """``requests`` sequential requests per path, the paths taking turns request by request in a random order, so
+    that what else this shared machine does meanwhile falls on each path alike."""
+    clients = {path: grpcclient.InferenceServerClient(url) for path, url in urls.items()}
+    samples: dict[str, list[float]] = {path: [] for path in urls}
+    order = list(urls)
+    try:
+        for _ in range(requests):
+            rng.shuffle(order)
+            for path in order:
+                item = grpcclient.InferInput("INPUT0", [data.size], "FP32")
+                item.set_data_from_numpy(data)
+                started = time.perf_counter()
+                answer = clients[path].infer(MODEL, [item]).as_numpy("OUTPUT0")
+                samples[path].append(time.perf_counter() - started)
+        if not np.array_equal(answer, data):
+            raise AssertionError(f"{urls[path]} returned a wrong answer")
+    finally:
+        for client in clients.values():
+            client.close()
+    return samples
+
+
 async def concurrent(url: str, data: np.ndarray, seconds: float, concurrency: int) -> tuple[float, list[float]]:
     client = grpcaio.InferenceServerClient(url)
     samples: list[float] = []
@@ -328,9 +352,8 @@ def main() -> None:
             seq: dict[str, list[float]] = {p: [] for p in paths}
             for path in paths:
                 sequential(urls[path], data, max(20, args.requests // 10))  # warm-up
-            for _ in range(args.rounds):
-                for path in order.sample(paths, len(paths)):
-                    seq[path] += sequential(urls[path], data, args.requests // args.rounds)
+            for path, samples in alternating({p: urls[p] for p in paths}, data, args.requests, order).items():
+                seq[path] += samples
             conc: dict[str, list[float]] = {p: [] for p in paths}
             conc_s = dict.fromkeys(paths, 0.0)
             worker_cpu_s, frontend_cpu_s = dict.fromkeys(workers, 0.0), dict.fromkeys(frontends, 0.0)
