@@ -276,7 +276,7 @@ def main() -> None:
         "--rounds",
         type=int,
         default=2,
-        help="split each measurement into this many parts, interleaved across the paths (more: less drift)",
+        help="split each concurrent measurement into this many parts, interleaved across the paths (more: less drift)",
     )
     parser.add_argument(
         "--telemetry-variants",

@@ -114,7 +114,7 @@ def test_a_class_without_a_prefix_must_name_its_variables() -> None:
     class Bare:
         port: int = settings.setting(1, help="a port")
 
-    with pytest.raises(TypeError, match=r"Bare\.port names no variable and Bare no ENV_PREFIX"):
+    with pytest.raises(TypeError, match=r"Bare\.port names no variable and Bare has no ENV_PREFIX"):
         settings.names(Bare)
 
 

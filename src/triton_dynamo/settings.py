@@ -81,16 +81,16 @@ class Names(NamedTuple):
 
 @functools.cache
 def names(cls: type) -> dict[str, Names]:
-    """Each field's :class:`Names`: those it declares, else ``--field-name`` and the declaring class's
-    ``ENV_PREFIX`` followed by ``FIELD_NAME``."""
+    """Each field's :class:`Names`: those it declares, else ``--field-name`` and, for the variable, the
+    ``ENV_PREFIX`` of the class that declares the field (its own or one it inherits) followed by ``FIELD_NAME``."""
     resolved = {}
     for f in dataclasses.fields(cls):
         env = f.metadata["env"]
         if env is None:
             owner = next(c for c in cls.__mro__ if f.name in inspect.get_annotations(c))
-            prefix = owner.__dict__.get("ENV_PREFIX")
+            prefix = getattr(owner, "ENV_PREFIX", None)
             if prefix is None:
-                raise TypeError(f"{owner.__name__}.{f.name} names no variable and {owner.__name__} no ENV_PREFIX")
+                raise TypeError(f"{owner.__name__}.{f.name} names no variable and {owner.__name__} has no ENV_PREFIX")
             env = prefix + f.name.upper()
         flag = f.metadata["flag"] or "--" + f.name.replace("_", "-")
         resolved[f.name] = Names(flag, env, f.metadata["aliases"], f.metadata["env_aliases"])

@@ -35,8 +35,6 @@ class StackAddress:
 class ClientConfig(StackAddress):
     """The addresses of a running stack."""
 
-    ENV_PREFIX: ClassVar[str] = "TRITON_DYNAMO_"
-
     metrics_url: str | None = setting(
         None,
         help="the frontend's metrics address, which lists the models where the control RPCs do not answer; default: "

@@ -28,9 +28,7 @@ class ControlConfig:
     host: str = setting("127.0.0.1", help="address to listen on")
     port: int = setting(8003, help="gRPC port of the control RPCs")
     namespace: str = setting("triton", env="DYN_NAMESPACE", help="Dynamo namespace of the workers")
-    component: str = setting(
-        "worker", flag="--component", env="TRITON_DYNAMO_COMPONENT", help="Dynamo component of the workers"
-    )
+    component: str = setting("worker", env="TRITON_DYNAMO_COMPONENT", help="Dynamo component of the workers")
     discovery_backend: str = setting(
         "etcd",
         env="DYN_DISCOVERY_BACKEND",

@@ -49,17 +49,13 @@ class LoadtestConfig(StackAddress):
     ENV_PREFIX: ClassVar[str] = "TRITON_DYNAMO_LOAD_"
 
     users: int = setting(8, help="users (constant; spike: before)")
-    spawn_rate: float = setting(
-        8.0, flag="--spawn-rate", env="TRITON_DYNAMO_LOAD_SPAWN_RATE", help="users started per second"
-    )
+    spawn_rate: float = setting(8.0, help="users started per second")
     duration_s: float = setting(
         60.0,
         help="length of the test; for step and spike an upper bound (0: the shape's own length)",
     )
     out_dir: Path | None = setting(None, help="folder for the reports; default: loadtest-results/<UTC time>")
-    workers: int = setting(
-        0, flag="--workers", env="TRITON_DYNAMO_LOAD_WORKERS", help="Locust worker processes; 0: one process"
-    )
+    workers: int = setting(0, help="Locust worker processes; 0: one process")
     locustfile: Path | None = setting(
         None,
         env="TRITON_DYNAMO_LOCUSTFILE",

@@ -92,16 +92,12 @@ class LoadConfig:
         help="JSON lines of sample requests {model, inputs: {NAME: {datatype, shape, data}}, expected?}; "
         "models without samples get generated inputs",
     )
-    variable_dim: int = setting(
-        16, flag="--variable-dim", env="TRITON_DYNAMO_LOAD_VARIABLE_DIM", help="size of -1 dims of generated inputs"
-    )
+    variable_dim: int = setting(16, help="size of -1 dims of generated inputs")
     variable_dims: str = setting(
         "",
         help="sizes of -1 dims per input, [MODEL.]INPUT=SIZE comma-separated, e.g. repeat.VALUES=4",
     )
-    batch_size: int = setting(
-        1, flag="--batch-size", env="TRITON_DYNAMO_LOAD_BATCH_SIZE", help="batch size of generated inputs"
-    )
+    batch_size: int = setting(1, help="batch size of generated inputs")
     seed: int = setting(0, help="seed of generated inputs")
     samples_per_model: int = setting(8, help="distinct generated requests per model, sent in turn")
     check: bool = setting(
@@ -112,27 +108,17 @@ class LoadConfig:
         Path("model_repo"),
         help="repository holding classifier/1/model.py, whose weights check the classifier's answers",
     )
-    request_timeout_s: float = setting(
-        30.0, flag="--request-timeout-s", env="TRITON_DYNAMO_LOAD_REQUEST_TIMEOUT_S", help="deadline of each request"
-    )
-    think_time_s: float = setting(
-        0.0, flag="--think-time-s", env="TRITON_DYNAMO_LOAD_THINK_TIME_S", help="pause of each user between requests"
-    )
+    request_timeout_s: float = setting(30.0, help="deadline of each request")
+    think_time_s: float = setting(0.0, help="pause of each user between requests")
     grpc_connections: int = setting(1, help="HTTP/2 connections per Locust process, shared by its users in turn")
     shape: str = setting(
         "constant",
         help="constant (-u users at -r per s for -t), step (ramp to find the knee) or spike",
         choices=SHAPES,
     )
-    step_users: int = setting(
-        4, flag="--step-users", env="TRITON_DYNAMO_LOAD_STEP_USERS", help="step shape: users added at each step"
-    )
-    step_s: float = setting(
-        10.0, flag="--step-s", env="TRITON_DYNAMO_LOAD_STEP_S", help="step shape: seconds each step lasts"
-    )
-    step_max_users: int = setting(
-        32, flag="--step-max-users", env="TRITON_DYNAMO_LOAD_STEP_MAX_USERS", help="step shape: users of the last step"
-    )
+    step_users: int = setting(4, help="step shape: users added at each step")
+    step_s: float = setting(10.0, help="step shape: seconds each step lasts")
+    step_max_users: int = setting(32, help="step shape: users of the last step")
     settle_s: float = setting(
         1.0,
         help="step shape: seconds after a step's users are spawned before its throughput counts",
@@ -141,15 +127,9 @@ class LoadConfig:
         0.05,
         help="step shape: a step raises throughput when it beats the best earlier step by this fraction",
     )
-    spike_users: int = setting(
-        50, flag="--spike-users", env="TRITON_DYNAMO_LOAD_SPIKE_USERS", help="spike shape: users during the spike"
-    )
-    spike_at_s: float = setting(
-        10.0, flag="--spike-at-s", env="TRITON_DYNAMO_LOAD_SPIKE_AT_S", help="spike shape: when the spike starts"
-    )
-    spike_duration_s: float = setting(
-        10.0, flag="--spike-duration-s", env="TRITON_DYNAMO_LOAD_SPIKE_DURATION_S", help="spike shape: its length"
-    )
+    spike_users: int = setting(50, help="spike shape: users during the spike")
+    spike_at_s: float = setting(10.0, help="spike shape: when the spike starts")
+    spike_duration_s: float = setting(10.0, help="spike shape: its length")
     summary_json: Path | None = setting(
         None,
         help="write the JSON summary here at the end; default: <--csv prefix>_summary.json when --csv is given",

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
 
 from .. import settings
 from ..errors import ConfigurationError
@@ -18,8 +17,6 @@ from ..worker.config import MAX_SYSTEM_PORT, ServingSettings
 class StackConfig(ServingSettings):
     """Everything ``triton-dynamo up`` needs; validated when built. What each worker serves and admits is the
     worker's own :class:`~triton_dynamo.worker.config.ServingSettings`, passed on as it is."""
-
-    ENV_PREFIX: ClassVar[str] = "TRITON_DYNAMO_"
 
     workers: int = setting(2, help="number of worker processes")
     host: str = setting("127.0.0.1", help="address the KServe gRPC port and the metrics ports listen on")
@@ -87,9 +84,7 @@ class StackConfig(ServingSettings):
         False,
         help="also run Prometheus (when installed) scraping the stack, with the repository's rules",
     )
-    prometheus_port: int = setting(
-        9090, flag="--prometheus-port", env="TRITON_DYNAMO_PROMETHEUS_PORT", help="Prometheus's port with --observe"
-    )
+    prometheus_port: int = setting(9090, help="Prometheus's port with --observe")
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -75,8 +75,6 @@ class ServingSettings:
 class WorkerConfig(ServingSettings):
     """Everything a worker process needs; validated when built."""
 
-    ENV_PREFIX: ClassVar[str] = "TRITON_DYNAMO_"
-
     backend_directory: Path | None = setting(None, help="Triton backends folder; default: the one of the Triton found")
     triton_library: Path | None = setting(
         None,

@@ -194,7 +194,7 @@ class ModelHandler:
                     "parameters": {FINAL_PARAMETER: {"bool": True}},
                 }
             # Answered: Triton's release of the request may come a moment later, and the client's next request must
-            # not find this one still counted (tests/worker/test_handler.py measures how often it comes later).
+            # not find this one still counted (tests/worker/test_handler.py).
             leave()
         except TritonDynamoError as exc:
             status = exc.status
