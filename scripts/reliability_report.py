@@ -56,7 +56,7 @@ SECTIONS = [
         "(FRONTEND_UNREACHABLE_WORKER_HOLD_S; Dynamo's default 5 s, after which it tried the dead worker again): with "
         "Dynamo's defaults a kill failed 5 to 9 requests over 12 to 20 s. The tests bound the failures in time: "
         "nothing fails once the lease has expired (3 s after the kill, with 2 s to spare). The count is not bounded: "
-        "Dynamo lets a worker held out back into routing at any change of discovery, and in two of seven runs the "
+        "Dynamo lets a worker held out back into routing at any change of discovery, and in three of eight runs the "
         "dead worker got requests again until its lease expired.",
     ),
 ]
