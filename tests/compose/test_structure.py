@@ -172,6 +172,18 @@ def test_worker_stop_grace_period_outlasts_its_drain(configs) -> None:
             assert _seconds(worker["stop_grace_period"]) >= drain + 10, (files, name)
 
 
+def test_a_dead_worker_stays_out_of_routing_until_its_lease_expires(configs) -> None:
+    """Dynamo's frontend lets a worker it could not reach back into routing at its next reconcile, which falls at a
+    random moment within the hold: the dead worker gets requests again before its registration expires with a chance
+    of about lease / hold (.env). At most 1 kill in 100."""
+    for files, config in configs.items():
+        frontend = services(config)["frontend"]["environment"]
+        hold_s = float(frontend["DYN_RUNTIME_INHIBITED_DURATION_SECS"])
+        for name, worker in workers(config).items():
+            lease_s = float(worker["environment"]["ETCD_LEASE_TTL"])
+            assert lease_s / hold_s <= 0.01, (files, name, lease_s, hold_s)
+
+
 def _devices(worker: dict[str, Any]) -> list[dict[str, Any]] | None:
     return (((worker.get("deploy") or {}).get("resources") or {}).get("reservations") or {}).get("devices")
 

@@ -189,12 +189,15 @@ def kill_under_load(engine_stack: EngineStack, kill) -> tuple[SteadyLoad, float,
 
 
 def check_kill(load: SteadyLoad, killed: float, address: str, case: str, figures: dict) -> None:
-    """Recovered without a hand (5 s without a failure, within 60 s), and nothing fails once the dead worker's
-    registration has expired: WORKER_LEASE_TTL_S after the kill at the latest, with 2 s for etcd to notice and the
-    frontend to hear of it. Until then a failed request keeps the worker out of routing (for
-    FRONTEND_UNREACHABLE_WORKER_HOLD_S), but Dynamo lets it back in at any change of discovery: in three of eight runs
-    the frontend sent the dead worker requests again before its lease expired (5 to 7 failed over 3.06 to 3.85 s,
-    against 4 in flight at the kill), so the issue's count bound does not hold in every run."""
+    """The issue's bound: at most the requests in flight at the kill fail, and none sent once the frontend knew (a
+    failure had come back, so the frontend had put the worker out of routing); nothing fails once the dead worker's
+    registration has expired (WORKER_LEASE_TTL_S after the kill, with 2 s for etcd to notice and the frontend to
+    hear of it); and the load recovers without a hand (5 s without a failure, within 60 s).
+
+    One way remains for this to fail: Dynamo's frontend lets a held-out worker back into routing at its next
+    reconcile, which comes FRONTEND_UNREACHABLE_WORKER_HOLD_S after the previous one, not after the failure. With
+    Dynamo's default (5 s) and with 10 s, that fell inside the lease in three of eight runs here, and the dead worker
+    got requests again (5 to 7 failed over 3.1 to 3.9 s). With 600 s it falls there once in about 200 kills (.env)."""
     wait_for("5 s of load without a failure", lambda: quiet_since(load, killed), timeout_s=60)
     outcomes = load.stop()
     in_flight = load.inflight_at(killed)
@@ -217,8 +220,14 @@ def check_kill(load: SteadyLoad, killed: float, address: str, case: str, figures
             **figures,
         },
     )
+
+    def shown(outcomes) -> list:
+        return [(round(o.sent_s - killed, 3), round(o.done_s - killed, 3), o.error[:120]) for o in outcomes]
+
     after = [o for o in failed if o.sent_s > expired_s]
-    assert after == [], [(round(o.sent_s - killed, 3), o.error[:120]) for o in after]
+    assert after == [], shown(after)
+    assert late == [], f"sent after the frontend knew the worker was dead (s after the kill): {shown(late)}"
+    assert len(failed) <= in_flight, f"{len(failed)} failed, {in_flight} in flight at the kill: {shown(failed)}"
 
 
 def test_docker_kill_fails_only_what_reached_the_dead_worker(engine_stack: EngineStack) -> None:
