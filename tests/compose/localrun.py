@@ -80,7 +80,7 @@ LOCAL_PROGRAMS = {
     "triton-dynamo": str(VENV_BIN / "triton-dynamo"),
     "locust": str(VENV_BIN / "locust"),
 }
-NGINX_1_22_AWK = Path(__file__).resolve().parents[1] / "engine" / "standins" / "nginx" / "http2-on.awk"
+NGINX_1_22_AWK = Path(__file__).resolve().parents[1] / "engine" / "standins" / "nginx" / "nginx-1.22.awk"
 DEBIAN_PROGRAMS = ("etcd", "etcdctl", "nats-server", "prometheus", "nginx", "wget")
 
 DEADLINE_S = 170.0  # everything, start to stop

@@ -382,7 +382,8 @@ def test_dotenv_agrees_with_the_code_defaults(configs) -> None:
 
 def test_the_proxy_routes_the_methods_up_routes_to_the_control_service() -> None:
     nginx = (REPO_ROOT / "services/nginx/nginx.conf").read_text()
-    routed = re.findall(r"location ~ \^/inference\\\.GRPCInferenceService/\(([^)]*)\)\$ \{\s*set \$control", nginx)
+    location = r"location ~ \^/inference\\\.GRPCInferenceService/\(([^)]*)\)\$ \{"
+    routed = re.findall(location + r"\s*grpc_pass grpc://control;", nginx)
     assert routed and routed[0].split("|") == list(CONTROL_METHODS)
 
 
@@ -390,6 +391,19 @@ def test_the_proxy_moves_large_tensors_with_the_buffers_up_uses() -> None:
     nginx = (REPO_ROOT / "services/nginx/nginx.conf").read_text()
     for line in BUFFERS.splitlines():
         assert re.search(rf"^\s+{re.escape(line)}$", nginx, re.MULTILINE), line
+
+
+def test_the_proxy_keeps_its_connections_to_the_services_open() -> None:
+    """A ``grpc_pass`` to a variable has no upstream block, so nginx opened a connection to the frontend per call;
+    named upstreams keep them, and ``resolve`` finds a recreated container at its new address."""
+    nginx = (REPO_ROOT / "services/nginx/nginx.conf").read_text()
+    upstreams = dict(re.findall(r"upstream (\w+) \{([^}]*)\}", nginx))
+    assert set(upstreams) == {"frontend", "control"}
+    for name, block in upstreams.items():
+        assert re.search(rf"^\s+server {name}:\d+ resolve;$", block, re.MULTILINE), block
+        assert re.search(r"^\s+zone \w+ \d+k;$", block, re.MULTILINE), block  # `resolve` needs a shared zone
+        assert re.search(r"^\s+keepalive \d+;$", block, re.MULTILINE), block
+    assert re.findall(r"grpc_pass (\S+);", nginx) == ["grpc://control", "grpc://frontend"]
 
 
 def test_dotenv_addresses_point_at_services_that_listen_there(configs) -> None:
