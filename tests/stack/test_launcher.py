@@ -13,7 +13,7 @@ from triton_dynamo.errors import ConfigurationError
 from triton_dynamo.stack.config import StackConfig
 from triton_dynamo.stack.discovery import forget_in_file_store, instance_id
 from triton_dynamo.stack.launcher import PROXY, build_specs, ready_file
-from triton_dynamo.stack.proxy import CONTROL_METHODS, find_nginx
+from triton_dynamo.stack.proxy import CONTROL_METHODS, NGINX_ENVIRONMENT, find_nginx
 from triton_dynamo.stack.readiness import served_models
 
 REPO = Path(__file__).resolve().parents[2] / "model_repo"
@@ -149,6 +149,8 @@ def test_the_proxy_takes_the_kserve_port_and_routes_the_control_methods(tmp_path
     assert "server 127.0.0.1:9011;" in config and "server 127.0.0.1:9003;" in config
     routed = config.split("location ~ ^/inference\\.GRPCInferenceService/(", 1)[1].split(")$", 1)[0]
     assert routed.split("|") == list(CONTROL_METHODS)
+    # glibc keeps nginx's heap instead of shrinking it after every request (proxy.py has the figures)
+    assert specs[PROXY].env == NGINX_ENVIRONMENT
 
 
 def test_without_the_proxy_the_frontend_keeps_the_kserve_port(tmp_path: Path) -> None:

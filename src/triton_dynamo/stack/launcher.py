@@ -20,7 +20,7 @@ from ..worker.config import WorkerConfig
 from .config import StackConfig
 from .discovery import forget_in_file_store, instance_id, revoke_etcd_lease
 from .prometheus import default_rule_files, find_prometheus, prometheus_command, render_local_config
-from .proxy import find_nginx, nginx_command, render_config
+from .proxy import NGINX_ENVIRONMENT, find_nginx, nginx_command, render_config
 from .readiness import wait_for_port, wait_until_ready
 from .supervisor import Child, ProcessSpec, Supervisor
 
@@ -206,7 +206,8 @@ def proxy_spec(config: StackConfig, state_dir: Path, binary: str) -> ProcessSpec
     config_path.write_text(
         render_config(config.host, config.grpc_port, config.frontend_port, config.control_port, state_dir)
     )
-    return ProcessSpec(PROXY, nginx_command(binary, config_path), env={}, log_path=state_dir / "logs" / "proxy.log")
+    log_path = state_dir / "logs" / "proxy.log"
+    return ProcessSpec(PROXY, nginx_command(binary, config_path), env=dict(NGINX_ENVIRONMENT), log_path=log_path)
 
 
 def prometheus_spec(config: StackConfig, state_dir: Path) -> ProcessSpec:

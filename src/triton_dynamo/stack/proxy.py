@@ -68,6 +68,19 @@ grpc_buffer_size 256k;
 http2_chunk_size 64k;"""
 
 
+# glibc's malloc settings for nginx (Debian's nginx links glibc). With its defaults nginx's heap grew and shrank
+# with every request (three brk calls each: the buffers above come and go per request, and glibc gave the heap's top
+# back each time). With no trimming and a larger step, nginx makes no brk call per request, and in three paired runs
+# at 16 elements its p50 went from 1.15 of the frontend's to 1.13 (about 25 us); throughput did not change beyond
+# the noise of those runs (+0.06, +0.08, -0.04). Setting any of these switches off glibc's adaptive mmap threshold,
+# so the third keeps the 256 KiB buffers on the heap. At most 64 MiB of freed memory stays with nginx.
+NGINX_ENVIRONMENT = {
+    "MALLOC_TRIM_THRESHOLD_": str(64 << 20),
+    "MALLOC_TOP_PAD_": str(16 << 20),
+    "MALLOC_MMAP_THRESHOLD_": str(4 << 20),
+}
+
+
 def rpc_routes() -> list[tuple[str, str, str]]:
     """Every RPC of ``inference.GRPCInferenceService`` (from Triton's own service descriptor): (method, who answers
     it, note), in the descriptor's order.
