@@ -189,10 +189,10 @@ def kill_under_load(engine_stack: EngineStack, kill) -> tuple[SteadyLoad, float,
 
 
 def check_kill(load: SteadyLoad, killed: float, address: str, case: str, figures: dict) -> None:
-    """The issue's bound: at most the requests in flight at the kill fail, and none sent once the frontend knew (a
-    failure had come back, so the frontend had put the worker out of routing); nothing fails once the dead worker's
-    registration has expired (WORKER_LEASE_TTL_S after the kill, with 2 s for etcd to notice and the frontend to
-    hear of it); and the load recovers without a hand (5 s without a failure, within 60 s).
+    """The issue's bound: no request fails that was sent once the frontend knew (a failure had come back, so the
+    frontend had put the worker out of routing), so at most the requests in flight fail; nothing fails once the dead
+    worker's registration has expired (WORKER_LEASE_TTL_S after the kill, with 2 s for etcd to notice and the
+    frontend to hear of it); and the load recovers without a hand (5 s without a failure, within 60 s).
 
     One way remains for this to fail: Dynamo's frontend lets a held-out worker back into routing at its next
     reconcile, which comes FRONTEND_UNREACHABLE_WORKER_HOLD_S after the previous one, not after the failure. With
@@ -226,8 +226,11 @@ def check_kill(load: SteadyLoad, killed: float, address: str, case: str, figures
 
     after = [o for o in failed if o.sent_s > expired_s]
     assert after == [], shown(after)
+    # This is the issue's count bound. The load keeps THREADS requests in flight, one per client thread, which sends
+    # its next only once the last has come back; a thread's failure comes back no earlier than the first one, so
+    # with none sent after that failing, each thread lost at most the one request it had in flight. (The count
+    # recorded at the kill itself is THREADS less the threads that were between two requests at that instant.)
     assert late == [], f"sent after the frontend knew the worker was dead (s after the kill): {shown(late)}"
-    assert len(failed) <= in_flight, f"{len(failed)} failed, {in_flight} in flight at the kill: {shown(failed)}"
 
 
 def test_docker_kill_fails_only_what_reached_the_dead_worker(engine_stack: EngineStack) -> None:
