@@ -1,13 +1,13 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Inference through the stack's one port (nginx routing every Triton RPC) against the frontend's own port, in one
-run, on one stack: `triton-dynamo up --workers 1 --proxy nginx` serving identity_fp32 in the native identity backend
+"""Inference through the stack's one port (nghttpx routing every Triton RPC) against the frontend's own port, in one
+run, on one stack: `triton-dynamo up --workers 1 --proxy nghttpx` serving identity_fp32 in the native identity backend
 (benchmarks/native_identity), so that what is measured is the path, not a model.
 
 For 16 and 150528 FP32 elements: p50/p99 of sequential requests and throughput at concurrency 32 (tritonclient aio),
 and the ratio one port / frontend port. The two ports are measured in pairs so that what this shared machine does
 meanwhile falls on both alike: sequential requests alternate between the ports request by request (in a new random
 order each time), and throughput is measured in short windows (--seconds), one per port in a new random order each
-round (--rounds); the ratio of each pair of windows is reported too. nginx shares this machine's cores with the
+round (--rounds); the ratio of each pair of windows is reported too. nghttpx shares this machine's cores with the
 client, the frontend and the worker, as it would on a small host. Writes benchmarks/results/one_port.json.
 
     uv run python benchmarks/one_port.py [--requests 1000] [--seconds 1.5] [--rounds 10]
@@ -26,7 +26,7 @@ import numpy as np
 
 from _common import native_identity_repo, percentiles_us, print_table, stop_processes, write_results
 from stack import alternating, concurrent, ports, sequential, start_stack
-from triton_dynamo.stack.proxy import find_nginx
+from triton_dynamo.stack.proxy import find_nghttpx
 
 SIZES = (16, 150528)
 PORTS = ("one_port", "frontend")
@@ -40,14 +40,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10, help="windows per port and size")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    if find_nginx() is None:
-        raise SystemExit("nginx is not installed (Debian: apt-get install nginx-light)")
+    if find_nghttpx() is None:
+        raise SystemExit("nghttpx is not installed (Debian: apt-get install nghttp2-proxy)")
     rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory(prefix="one-port-") as tmp:
         workdir = Path(tmp)
         repository = native_identity_repo(workdir / "repo")
         (frontend_port,) = ports(1)
-        extra = ("--proxy", "nginx", "--frontend-port", str(frontend_port))
+        extra = ("--proxy", "nghttpx", "--frontend-port", str(frontend_port))
         procs, one_port_url = start_stack(workdir, repository=repository, extra_args=extra)
         urls = {"one_port": one_port_url, "frontend": f"127.0.0.1:{frontend_port}"}
         latencies = {(p, n): [] for p in PORTS for n in SIZES}

@@ -7,7 +7,7 @@
 #   bash scripts/compose-engine.sh stop       stop the engine, only if `prepare` started it
 #
 # Nothing is pulled: there may be no registry. The Debian base image is made with debootstrap from the Debian
-# archive; every image compose.yaml names that cannot be had here (etcd, NATS, nginx, Prometheus, the Python base)
+# archive; every image compose.yaml names that cannot be had here (etcd, NATS, Prometheus, the Python base)
 # is replaced by a stand-in built from it (tests/engine/standins/, each Dockerfile says what differs) under the exact
 # reference .env pins, so compose.yaml runs unchanged. An image already present under that reference and not built
 # here (the real one) is used as it is. Builds reach PyPI and Debian through the host's network (`--network host`);
@@ -125,7 +125,7 @@ env_value() {
 
 build_standins() {
   local pair folder reference label
-  for pair in python:PYTHON_IMAGE etcd:ETCD_IMAGE nats:NATS_IMAGE nginx:TLS_PROXY_IMAGE prometheus:PROMETHEUS_IMAGE; do
+  for pair in python:PYTHON_IMAGE etcd:ETCD_IMAGE nats:NATS_IMAGE prometheus:PROMETHEUS_IMAGE; do
     folder=${pair%%:*}
     reference=$(env_value "${pair#*:}")
     label=$(docker image inspect --format "{{ index .Config.Labels \"$STANDIN_LABEL\" }}" "$reference" 2>/dev/null || echo absent)
@@ -146,9 +146,9 @@ prepare() {
   start_engine
   build_base
   build_standins
-  [ -f secrets/tls/server.crt ] || bash services/nginx/make-dev-cert.sh >/dev/null
+  [ -f secrets/tls/server.crt ] || bash services/nghttpx/make-dev-cert.sh >/dev/null
   log "building the project's images"
-  compose "${COMPOSE_FILES[@]}" build frontend control worker >"$STATE_DIR/build-project.log" 2>&1 \
+  compose "${COMPOSE_FILES[@]}" build frontend control worker tls-proxy >"$STATE_DIR/build-project.log" 2>&1 \
     || { tail -40 "$STATE_DIR/build-project.log" >&2; return 1; }
 }
 

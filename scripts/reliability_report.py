@@ -47,18 +47,19 @@ SECTIONS = [
         "engine",
         "The Compose stack on a Docker engine",
         "compose.yaml + compose.cpu.yaml on a real Docker engine (`bash scripts/compose-engine.sh`, tests/engine/): "
-        "Debian's dockerd 20.10 and Compose 5.6.1, images built here, the stand-ins of tests/engine/standins/ for "
-        "etcd, NATS, nginx, Prometheus and the Python base. Load: 4 client threads, one identity request after "
-        "another, on the published port of the TLS proxy's plaintext listener. A killed worker cannot unregister: "
-        "until its etcd lease runs out, Dynamo's frontend may route requests to its address, and they fail (the "
-        "local launcher revokes the lease at once). After a failure the frontend keeps the worker out of routing until "
-        "its next reconcile, which comes a fixed time after the previous one, not after the failure: the dead worker "
-        "comes back at a random moment within it. In Compose the workers' lease is 3 s (WORKER_LEASE_TTL_S; Dynamo's "
-        "default 10 s) and that time is 600 s (FRONTEND_UNREACHABLE_WORKER_HOLD_S; Dynamo's default 5 s), so the "
-        "registration is gone first in all but about 1 kill in 200. With Dynamo's defaults a kill failed 5 to 9 "
-        "requests over 12 to 20 s; with a 10 s hold, 3 runs of 8 failed 5 to 7 over 3.1 to 3.9 s. The tests bound "
-        "the failures by count (at most the requests in flight at the kill, none sent after the first failure came "
-        "back) and in time (none once the lease has expired, 3 s after the kill, with 2 s to spare).",
+        "Debian's dockerd 20.10 and Compose 5.6.1, images built here, the stand-ins of tests/engine/standins/ for etcd,"
+        " NATS, Prometheus and the Python base (the proxy, Debian's nghttpx, is built on it). Load: 4 client threads, "
+        "one identity request after another, on the published port of the TLS proxy's plaintext listener. A killed "
+        "worker cannot unregister: until its etcd lease runs out, Dynamo's frontend may route requests to its address, "
+        "and they fail (the local launcher revokes the lease at once). After a failure the frontend keeps the worker "
+        "out of routing until its next reconcile, which comes a fixed time after the previous one, not after the "
+        "failure: the dead worker comes back at a random moment within it. In Compose the workers' lease is 3 s "
+        "(WORKER_LEASE_TTL_S; Dynamo's default 10 s) and that time is 600 s (FRONTEND_UNREACHABLE_WORKER_HOLD_S; "
+        "Dynamo's default 5 s), so the registration is gone first in all but about 1 kill in 200. With Dynamo's "
+        "defaults a kill failed 5 to 9 requests over 12 to 20 s; with a 10 s hold, 3 runs of 8 failed 5 to 7 over 3.1 "
+        "to 3.9 s. The tests bound the failures by count (at most the requests in flight at the kill, none sent after "
+        "the first failure came back) and in time (none once the lease has expired, 3 s after the kill, with 2 s to "
+        "spare).",
     ),
 ]
 

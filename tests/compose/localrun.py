@@ -13,7 +13,7 @@ entrypoint and command, and the environment, that Compose computed, with only th
   listens), so the container ports stay as they are; 0.0.0.0, 127.0.0.1 and localhost in a service's own command,
   environment and configuration become its address, as inside its container;
 - DYN_TCP_RPC_HOST is set to the replica's address (in a container, Dynamo picks the container's address itself);
-- the program: etcd, nats-server, prometheus, nginx, wget are Debian's; python and triton-dynamo come from this
+- the program: etcd, nats-server, prometheus, nghttpx, wget are Debian's; python and triton-dynamo come from this
   repository's virtual environment (which, as the images' /opt/venv, goes first on PATH);
 - mounts: configuration mounted from services/ is copied with the substitutions above, other bind mounts are used
   where they are, named volumes and tmpfs become empty folders, secrets the test's own files;
@@ -80,8 +80,7 @@ LOCAL_PROGRAMS = {
     "triton-dynamo": str(VENV_BIN / "triton-dynamo"),
     "locust": str(VENV_BIN / "locust"),
 }
-NGINX_1_22_AWK = Path(__file__).resolve().parents[1] / "engine" / "standins" / "nginx" / "nginx-1.22.awk"
-DEBIAN_PROGRAMS = ("etcd", "etcdctl", "nats-server", "prometheus", "nginx", "wget")
+DEBIAN_PROGRAMS = ("etcd", "etcdctl", "nats-server", "prometheus", "nghttpx", "wget")
 
 DEADLINE_S = 170.0  # everything, start to stop
 
@@ -110,7 +109,8 @@ class Localizer:
         value = self._paths(value)
         value = re.sub(r"(?<![\w.])(?:0\.0\.0\.0|127\.0\.0\.1|localhost)(?![\w.])", self.own_address, value)
         names = sorted(self.addresses, key=len, reverse=True)
-        pattern = r"(?<![\w.-])(" + "|".join(map(re.escape, names)) + r")(?=:\d)"
+        # `frontend:8001`, and nghttpx's `frontend,8001`
+        pattern = r"(?<![\w.-])(" + "|".join(map(re.escape, names)) + r")(?=[:,]\d)"
         return re.sub(pattern, lambda m: self.addresses[m.group(1)][0], value)
 
     def _paths(self, value: str) -> str:
@@ -157,13 +157,6 @@ def render_tree(source: Path, target: Path, transform: Callable[[Path, str], str
         out = target if source.is_file() else target / path.relative_to(source)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(transform(path, path.read_text()))
-
-
-def nginx_1_22_config(text: str) -> str:
-    """services/nginx/nginx.conf (written for nginx >= 1.25.1) for Debian's nginx 1.22, as the engine test's nginx
-    stand-in rewrites it (tests/engine/standins/nginx/)."""
-    done = subprocess.run(["awk", "-f", str(NGINX_1_22_AWK)], input=text, capture_output=True, text=True, check=True)
-    return done.stdout
 
 
 def static_prometheus_config(text: str, addresses: dict[str, list[str]]) -> str:
@@ -270,8 +263,6 @@ def prepare(
     def transform(path: Path, text: str) -> str:
         if path.name == "prometheus.yml":
             text = static_prometheus_config(text, addresses)
-        if path.name == "nginx.conf":
-            text = nginx_1_22_config(text)
         return replica.localizer.text(text)
 
     for source, host in renders:
@@ -533,11 +524,11 @@ class Run:
             self.tear_down()
 
     def make_secrets(self, proxy_address: str) -> dict[str, Path]:
-        """The TLS proxy's certificate and key, made by services/nginx/make-dev-cert.sh as a user would (with the
+        """The TLS proxy's certificate and key, made by services/nghttpx/make-dev-cert.sh as a user would (with the
         proxy's address here as an extra name)."""
         tls_dir = self.workdir / "secrets" / "tls"
         done = subprocess.run(
-            ["bash", str(SERVICES_DIR / "nginx" / "make-dev-cert.sh"), proxy_address],
+            ["bash", str(SERVICES_DIR / "nghttpx" / "make-dev-cert.sh"), proxy_address],
             env={**os.environ, "TLS_DIR": str(tls_dir)},
             capture_output=True,
             text=True,

@@ -60,7 +60,7 @@ def test_requests_reach_both_worker_replicas(local_run: dict[str, Any]) -> None:
 def test_every_triton_rpc_on_the_proxys_one_port_plaintext_and_tls(local_run: dict[str, Any]) -> None:
     seen = check_passed(local_run, "one_port")
     assert seen["identity"] == [7]
-    assert seen["server"] == seen["tls_server"] == "triton-dynamo"  # the control service answered, through nginx
+    assert seen["server"] == seen["tls_server"] == "triton-dynamo"  # the control service answered, through nghttpx
     assert seen["unloaded"] == ["UNAVAILABLE", "unloaded"] and seen["ready_after_unload"] is False
     assert seen["ready_after_load"] is True
     assert seen["identity_successes"] > 0

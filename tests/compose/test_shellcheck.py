@@ -40,7 +40,7 @@ SCRIPTS = shell_scripts()
 
 
 def test_the_repository_has_shell_scripts() -> None:
-    assert {".ci/run", "scripts/test.sh", "services/nginx/make-dev-cert.sh"} <= set(SCRIPTS)
+    assert {".ci/run", "scripts/test.sh", "services/nghttpx/make-dev-cert.sh"} <= set(SCRIPTS)
 
 
 @pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed (scripts/test.sh does)")

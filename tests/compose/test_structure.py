@@ -17,7 +17,7 @@ import yaml
 from triton_dynamo.loadgen.config import LoadConfig
 from triton_dynamo.stack import launcher
 from triton_dynamo.stack.config import StackConfig
-from triton_dynamo.stack.proxy import BUFFERS, CONTROL_METHODS
+from triton_dynamo.stack.proxy import CONTROL_METHODS, SETTINGS
 from triton_dynamo.worker.config import MAX_SYSTEM_PORT, WorkerConfig
 
 from .tools import CORE, CPU, MULTIGPU, OBSERVABILITY, REPO_ROOT, read_dotenv
@@ -313,7 +313,7 @@ def _listening_ports(config: dict[str, Any]) -> dict[str, set[int]]:
     nats = (REPO_ROOT / "services/nats/nats-server.conf").read_text()
     otel = yaml.safe_load((REPO_ROOT / "services/otel-collector/config.yaml").read_text())
     tempo = yaml.safe_load((REPO_ROOT / "services/tempo/tempo.yaml").read_text())
-    nginx = (REPO_ROOT / "services/nginx/nginx.conf").read_text()
+    nghttpx = (REPO_ROOT / "services/nghttpx/nghttpx.conf").read_text()
     reader = otel["service"]["telemetry"]["metrics"]["readers"][0]["pull"]["exporter"]["prometheus"]
     ports = {
         "frontend": {int(argument(s["frontend"]["command"], f)) for f in ("--http-port", "--grpc-metrics-port")},
@@ -321,7 +321,7 @@ def _listening_ports(config: dict[str, Any]) -> dict[str, set[int]]:
         "worker": {int(argument(s["worker"]["command"], f)) for f in ("--system-port", "--metrics-port")},
         "etcd": {urlsplit(u).port for u in etcd["listen-client-urls"].split(",")},
         "nats": {int(p) for p in re.findall(r"^(?:listen|http):\s*\S+:(\d+)", nats, re.MULTILINE)},
-        "tls-proxy": {int(p) for p in re.findall(r"listen\s+\S+:(\d+)", nginx)},
+        "tls-proxy": {int(p) for p in re.findall(r"^frontend=[^,]+,(\d+)", nghttpx, re.MULTILINE)},
         "prometheus": {port_of(argument(s["prometheus"]["command"], "--web.listen-address"))},
         "grafana": {int(s["grafana"]["environment"]["GF_SERVER_HTTP_PORT"])},
         "nats-exporter": {int(argument(s["nats-exporter"]["command"], "-port"))},
@@ -380,30 +380,35 @@ def test_dotenv_agrees_with_the_code_defaults(configs) -> None:
     assert int(argument(s["locust"]["command"], "--client-metrics-port")) == LoadConfig().metrics_port
 
 
+def _proxy_backends() -> dict[str, tuple[str, list[str], set[str]]]:
+    """services/nghttpx/nghttpx.conf's backends: host -> (port, path patterns, parameters)."""
+    conf = (REPO_ROOT / "services/nghttpx/nghttpx.conf").read_text()
+    backends = {}
+    for line in re.findall(r"^backend=(.*)$", conf, re.MULTILINE):
+        address, patterns, *parameters = line.split(";")
+        host, port = address.split(",")
+        backends[host] = (port, patterns.split(":"), set(parameters))
+    return backends
+
+
 def test_the_proxy_routes_the_methods_up_routes_to_the_control_service() -> None:
-    nginx = (REPO_ROOT / "services/nginx/nginx.conf").read_text()
-    location = r"location ~ \^/inference\\\.GRPCInferenceService/\(([^)]*)\)\$ \{"
-    routed = re.findall(location + r"\s*grpc_pass grpc://control;", nginx)
-    assert routed and routed[0].split("|") == list(CONTROL_METHODS)
+    backends = _proxy_backends()
+    assert set(backends) == {"control", "frontend"}
+    assert backends["control"][1] == [f"/inference.GRPCInferenceService/{m}" for m in CONTROL_METHODS]
+    assert backends["frontend"][1] == ["/"]  # everything else: inference and health
 
 
-def test_the_proxy_moves_large_tensors_with_the_buffers_up_uses() -> None:
-    nginx = (REPO_ROOT / "services/nginx/nginx.conf").read_text()
-    for line in BUFFERS.splitlines():
-        assert re.search(rf"^\s+{re.escape(line)}$", nginx, re.MULTILINE), line
+def test_the_proxy_has_the_settings_up_gives_it() -> None:
+    conf = (REPO_ROOT / "services/nghttpx/nghttpx.conf").read_text()
+    for line in SETTINGS.splitlines():
+        assert re.search(rf"^{re.escape(line)}$", conf, re.MULTILINE), line
 
 
-def test_the_proxy_keeps_its_connections_to_the_services_open() -> None:
-    """A ``grpc_pass`` to a variable has no upstream block, so nginx opened a connection to the frontend per call;
-    named upstreams keep them, and ``resolve`` finds a recreated container at its new address."""
-    nginx = (REPO_ROOT / "services/nginx/nginx.conf").read_text()
-    upstreams = dict(re.findall(r"upstream (\w+) \{([^}]*)\}", nginx))
-    assert set(upstreams) == {"frontend", "control"}
-    for name, block in upstreams.items():
-        assert re.search(rf"^\s+server {name}:\d+ resolve;$", block, re.MULTILINE), block
-        assert re.search(r"^\s+zone \w+ \d+k;$", block, re.MULTILINE), block  # `resolve` needs a shared zone
-        assert re.search(r"^\s+keepalive \d+;$", block, re.MULTILINE), block
-    assert re.findall(r"grpc_pass (\S+);", nginx) == ["grpc://control", "grpc://frontend"]
+def test_the_proxy_speaks_http2_to_the_services_and_finds_recreated_containers() -> None:
+    """HTTP/2 to both (gRPC), on one connection each that carries every call; ``dns`` looks the name up again for
+    each new connection, so a recreated container is found at its new address."""
+    for host, (_, _, parameters) in _proxy_backends().items():
+        assert parameters == {"proto=h2", "dns"}, host
 
 
 def test_dotenv_addresses_point_at_services_that_listen_there(configs) -> None:

@@ -60,7 +60,7 @@ class Pair:
     triton_repo: Path
     stack_repo: Path
     frontend: grpcclient.InferenceServerClient  # the stack's KServe port, for inference
-    proxied: bool  # nginx routes every RPC there
+    proxied: bool  # nghttpx routes every RPC there
 
     def both(self, call: Callable[[grpcclient.InferenceServerClient], Any]) -> tuple[Any, Any]:
         return outcome(call, self.triton), outcome(call, self.stack)
@@ -231,7 +231,8 @@ def test_a_new_version_directory_then_load_then_unload(pair: Pair) -> None:
     assert triton_v1[:2] == ("error", "StatusCode.UNAVAILABLE")
     assert infer(pair.frontend, VERSIONED, "1") == [1, 2]
     assert outcome(lambda c: infer(c, VERSIONED, "999"), pair.triton)[:2] == ("error", "StatusCode.NOT_FOUND")
-    # ModelReady is Triton's own where nginx routes it to the control service; the frontend says ready for any version
+    # ModelReady is Triton's own where the proxy routes it to the control service; the frontend says ready for any
+    # version
     assert not pair.triton.is_model_ready(VERSIONED, "999")
     assert pair.frontend.is_model_ready(VERSIONED, "999") is not pair.proxied
 

@@ -292,7 +292,7 @@ def test_frontend_counters_equal_the_requests_sent(observed: Observed) -> None:
 
 def test_dynamo_and_nats_saw_the_requests(observed: Observed) -> None:
     prom, at, sent = observed.prometheus, observed.at, observed.sent
-    # the model endpoints (the control endpoint, which has no model label, also answers ModelReady through nginx)
+    # the model endpoints (the control endpoint, which has no model label, also answers ModelReady through the proxy)
     assert prom.value('sum(dynamo_component_requests_total{model!=""})', at) == sent.total
     # With the NATS request plane every request crosses nats-server.
     assert prom.value("sum(gnatsd_varz_in_msgs)", at) >= sent.total

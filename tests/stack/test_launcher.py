@@ -13,14 +13,14 @@ from triton_dynamo.errors import ConfigurationError
 from triton_dynamo.stack.config import StackConfig
 from triton_dynamo.stack.discovery import forget_in_file_store, instance_id
 from triton_dynamo.stack.launcher import PROXY, build_specs, ready_file
-from triton_dynamo.stack.proxy import CONTROL_METHODS, NGINX_ENVIRONMENT, find_nginx
+from triton_dynamo.stack.proxy import CONTROL_METHODS, find_nghttpx
 from triton_dynamo.stack.readiness import served_models
 
 REPO = Path(__file__).resolve().parents[2] / "model_repo"
 
 
 def dynamo_specs(config: StackConfig, state_dir: Path, environ: dict) -> list:
-    """The processes that run Dynamo's runtime (all but the nginx proxy)."""
+    """The processes that run Dynamo's runtime (all but the proxy)."""
     return [spec for spec in build_specs(config, state_dir, environ=environ) if spec.name != PROXY]
 
 
@@ -137,20 +137,33 @@ def test_forget_removes_only_the_dead_instance(tmp_path: Path) -> None:
     assert not any(p.exists() for p in dead) and alive.exists()
 
 
-@pytest.mark.skipif(find_nginx() is None, reason="nginx is not installed (scripts/test.sh installs it)")
+@pytest.mark.skipif(find_nghttpx() is None, reason="nghttpx is not installed (scripts/test.sh installs it)")
 def test_the_proxy_takes_the_kserve_port_and_routes_the_control_methods(tmp_path: Path) -> None:
     c = StackConfig(model_repository=REPO, grpc_port=9001, frontend_port=9011, control_port=9003, proxy="auto")
     specs = {spec.name: spec for spec in build_specs(c, tmp_path, environ={})}
     frontend = specs["frontend"].argv
     assert frontend[frontend.index("--http-port") + 1] == "9011"
-    config = (tmp_path / "nginx" / "nginx.conf").read_text()
-    assert specs[PROXY].argv[specs[PROXY].argv.index("-c") + 1] == str(tmp_path / "nginx" / "nginx.conf")
-    assert "listen 127.0.0.1:9001 http2;" in config
-    assert "server 127.0.0.1:9011;" in config and "server 127.0.0.1:9003;" in config
-    routed = config.split("location ~ ^/inference\\.GRPCInferenceService/(", 1)[1].split(")$", 1)[0]
-    assert routed.split("|") == list(CONTROL_METHODS)
-    # glibc keeps nginx's heap instead of shrinking it after every request (proxy.py has the figures)
-    assert specs[PROXY].env == NGINX_ENVIRONMENT
+    config_path = tmp_path / "nghttpx" / "nghttpx.conf"
+    assert specs[PROXY].argv[1:] == [f"--conf={config_path}"]
+    lines = config_path.read_text().splitlines()
+    assert "frontend=127.0.0.1,9001;no-tls" in lines
+    assert "backend=127.0.0.1,9011;/;proto=h2" in lines
+    (control,) = [line for line in lines if line.startswith("backend=127.0.0.1,9003;")]
+    patterns, protocol = control.removeprefix("backend=127.0.0.1,9003;").split(";")
+    assert patterns.split(":") == [f"/inference.GRPCInferenceService/{m}" for m in CONTROL_METHODS]
+    assert protocol == "proto=h2"
+
+
+def test_asking_for_the_proxy_where_it_is_not_installed_names_the_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr("triton_dynamo.stack.proxy.os.access", lambda *_: False)
+    c = StackConfig(model_repository=REPO, grpc_port=9001, frontend_port=9011, proxy="nghttpx")
+    with pytest.raises(ConfigurationError, match="apt-get install nghttp2-proxy"):
+        build_specs(c, tmp_path, environ={})
+    auto = {spec.name for spec in build_specs(StackConfig(model_repository=REPO, proxy="auto"), tmp_path, environ={})}
+    assert PROXY not in auto
 
 
 def test_without_the_proxy_the_frontend_keeps_the_kserve_port(tmp_path: Path) -> None:

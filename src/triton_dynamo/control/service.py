@@ -163,7 +163,7 @@ class ControlServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
 
     ModelInfer = ModelStreamInfer = _inference
 
-    # Asked of the workers rather than of the frontend, where nginx routes them here: the frontend answers from the
+    # Asked of the workers rather than of the frontend, where the proxy routes them here: the frontend answers from the
     # model card it saw first (after a RepositoryModelLoad that changed a model's config, it kept the old one) and
     # ignores the version, where these answers are Triton's own.
     async def ModelReady(self, request: Any, context: Any) -> pb.ModelReadyResponse:

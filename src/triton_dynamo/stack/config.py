@@ -29,10 +29,10 @@ class StackConfig(ServingSettings):
     )
     proxy: str = setting(
         "auto",
-        help="nginx in front of the frontend and the control service, routing each RPC by its method, so that every "
-        "Triton RPC is on --grpc-port: auto (when nginx is installed), nginx, or none (the control RPCs stay on "
+        help="nghttpx in front of the frontend and the control service, routing each RPC by its method, so that every "
+        "Triton RPC is on --grpc-port: auto (when nghttpx is installed), nghttpx, or none (the control RPCs stay on "
         "--control-port)",
-        choices=("auto", "nginx", "none"),
+        choices=("auto", "nghttpx", "none"),
     )
     frontend_port: int = setting(
         8011,

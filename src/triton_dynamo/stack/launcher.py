@@ -20,7 +20,7 @@ from ..worker.config import WorkerConfig
 from .config import StackConfig
 from .discovery import forget_in_file_store, instance_id, revoke_etcd_lease
 from .prometheus import default_rule_files, find_prometheus, prometheus_command, render_local_config
-from .proxy import NGINX_ENVIRONMENT, find_nginx, nginx_command, render_config
+from .proxy import find_nghttpx, nghttpx_command, render_config
 from .readiness import wait_for_port, wait_until_ready
 from .supervisor import Child, ProcessSpec, Supervisor
 
@@ -82,13 +82,13 @@ def log_environment(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
 
 
 def proxy_binary(config: StackConfig) -> str | None:
-    """nginx for ``--proxy``, or None when the stack runs without it; raises when ``nginx`` was asked for and is
+    """nghttpx for ``--proxy``, or None when the stack runs without it; raises when ``nghttpx`` was asked for and is
     not installed."""
     if config.proxy == "none":
         return None
-    binary = find_nginx()
-    if binary is None and config.proxy == "nginx":
-        raise ConfigurationError("--proxy nginx needs nginx: install it (Debian: apt-get install nginx-light)")
+    binary = find_nghttpx()
+    if binary is None and config.proxy == "nghttpx":
+        raise ConfigurationError("--proxy nghttpx needs nghttpx: install it (Debian: apt-get install nghttp2-proxy)")
     return binary
 
 
@@ -127,7 +127,7 @@ def build_specs(config: StackConfig, state_dir: Path, environ: Mapping[str, str]
     if "DYN_RUNTIME_NUM_WORKER_THREADS" not in environ:
         frontend_env["DYN_RUNTIME_NUM_WORKER_THREADS"] = FRONTEND_RUNTIME_THREADS
     logs = state_dir / "logs"
-    nginx = proxy_binary(config)
+    router = proxy_binary(config)
     frontend = ProcessSpec(
         FRONTEND,
         [
@@ -138,7 +138,7 @@ def build_specs(config: StackConfig, state_dir: Path, environ: Mapping[str, str]
             "--http-host",
             config.host,
             "--http-port",
-            str(frontend_port(config, nginx is not None)),
+            str(frontend_port(config, router is not None)),
             "--grpc-metrics-port",
             str(config.metrics_port),
             "--discovery-backend",
@@ -191,23 +191,21 @@ def build_specs(config: StackConfig, state_dir: Path, environ: Mapping[str, str]
         log_path=logs / f"{CONTROL}.log",
     )
     specs = [frontend, control, *workers]
-    if nginx is not None:
-        specs.append(proxy_spec(config, state_dir, nginx))
+    if router is not None:
+        specs.append(proxy_spec(config, state_dir, router))
     if config.observe:
         specs.append(prometheus_spec(config, state_dir))
     return specs
 
 
 def proxy_spec(config: StackConfig, state_dir: Path, binary: str) -> ProcessSpec:
-    """nginx on the stack's KServe port, routing each RPC to the frontend or the control service."""
-    folder = state_dir / "nginx"
+    """nghttpx on the stack's KServe port, routing each RPC to the frontend or the control service."""
+    folder = state_dir / "nghttpx"
     folder.mkdir(parents=True, exist_ok=True)
-    config_path = folder / "nginx.conf"
-    config_path.write_text(
-        render_config(config.host, config.grpc_port, config.frontend_port, config.control_port, state_dir)
-    )
+    config_path = folder / "nghttpx.conf"
+    config_path.write_text(render_config(config.host, config.grpc_port, config.frontend_port, config.control_port))
     log_path = state_dir / "logs" / "proxy.log"
-    return ProcessSpec(PROXY, nginx_command(binary, config_path), env=dict(NGINX_ENVIRONMENT), log_path=log_path)
+    return ProcessSpec(PROXY, nghttpx_command(binary, config_path), env={}, log_path=log_path)
 
 
 def prometheus_spec(config: StackConfig, state_dir: Path) -> ProcessSpec:
@@ -239,7 +237,7 @@ def ready_line(config: StackConfig, models: list[str], state_dir: Path, proxied:
         control = f"every Triton RPC there (inference alone also at {config.host}:{config.frontend_port})"
     else:
         control = f"the other Triton RPCs (statistics, repository control, ...) at {config.control_url} "
-        control += "(no nginx here: "
+        control += "(no nghttpx here: "
         control += "install it for one port)" if config.proxy == "auto" else "--proxy none)"
     return (
         f"triton-dynamo ready: KServe v2 gRPC at {config.grpc_url} with {config.workers} worker(s) serving "

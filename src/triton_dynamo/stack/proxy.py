@@ -1,11 +1,19 @@
 # SPDX-License-Identifier: Apache-2.0
-"""One address for every Triton gRPC RPC: nginx in front of Dynamo's frontend and the control service, routing each
-call by its method path (``/inference.GRPCInferenceService/<Method>``). Inference goes to the frontend through nginx
-alone, with no Python process in its path; the RPCs the frontend does not answer go to the control service.
+"""One address for every Triton gRPC RPC: nghttpx (nghttp2's HTTP/2 proxy) in front of Dynamo's frontend and the
+control service, routing each call by its method path (``/inference.GRPCInferenceService/<Method>``). Inference goes
+to the frontend through nghttpx alone, with no Python process in its path; the RPCs the frontend does not answer go to
+the control service.
+
+Why nghttpx and not nginx, measured on 2 cores at 16 FP32 elements and concurrency 32 (the README has the runs):
+nginx opens one connection to the frontend per call in flight, sends each request to it in two writes and each
+response to the client in three (headers, data, trailers); nghttpx carries every call on one connection to the
+frontend and writes each message in one. Per call, nginx cost about 65 us of its own CPU and 60 to 80 us more in the
+client, and throughput was 0.80 of the frontend's own port; nghttpx cost 34 to 39 us and no more elsewhere (within
+12 us), and throughput was 0.93 to 0.97.
 
 Example:
-    >>> "location ~ ^/inference\\\\.GRPCInferenceService/(ServerMetadata|" in render_config(
-    ...     "127.0.0.1", 8001, 8011, 8003, Path("/tmp/x"))
+    >>> "backend=127.0.0.1,8003;/inference.GRPCInferenceService/ServerMetadata:" in render_config(
+    ...     "127.0.0.1", 8001, 8011, 8003)
     True
 """
 
@@ -59,26 +67,32 @@ RPC_NOTES = {
 }
 
 
-# nginx's defaults move a request body in 16 KiB windows and a response in 8 KiB buffers: a large tensor then waits
-# on dozens of window updates (README, "What the one port costs", has the measured difference). Each request in
-# flight may hold up to 512 KiB in nginx. services/nginx/nginx.conf has the same lines.
-BUFFERS = """client_body_buffer_size 256k;
-http2_body_preread_size 256k;
-grpc_buffer_size 256k;
-http2_chunk_size 64k;"""
+# nghttpx's settings, here and in services/nghttpx/nghttpx.conf (tests/compose checks that they agree). Why each:
+# - one thread: on a small host the proxy shares the cores with the frontend and the workers, and a second thread
+#   only adds a hand-over per connection (nghttpx logs a warning that it sets workers to 1; that is this);
+# - no Via header, and the frontend's own server header;
+# - up to 1024 calls in flight per client connection (HTTP/2's usual 100 would make a busy client queue);
+# - 1 MiB windows per stream (16 MiB per connection), so that a large tensor crosses in few round trips: with
+#   HTTP/2's default 64 KiB, p50 at 150528 FP32 elements was 1.15 of the frontend's own port, with these 1.04;
+# - 300 s without a byte from the frontend before nghttpx gives up on it: streams of a decoupled model may stay
+#   open, and quiet, for long.
+# The README's "What the one port costs" has the measurements.
+SETTINGS = """single-thread=yes
+no-via=yes
+no-server-rewrite=yes
+no-ocsp=yes
+frontend-http2-max-concurrent-streams=1024
+frontend-http2-window-size=1048576
+frontend-http2-connection-window-size=16777216
+backend-http2-window-size=1048576
+backend-http2-connection-window-size=16777216
+backend-read-timeout=300s
+backend-write-timeout=300s"""
 
 
-# glibc's malloc settings for nginx (Debian's nginx links glibc). With its defaults nginx's heap grew and shrank
-# with every request (three brk calls each: the buffers above come and go per request, and glibc gave the heap's top
-# back each time). With no trimming and a larger step, nginx makes no brk call per request, and in three paired runs
-# at 16 elements its p50 went from 1.15 of the frontend's to 1.13 (about 25 us); throughput did not change beyond
-# the noise of those runs (+0.06, +0.08, -0.04). Setting any of these switches off glibc's adaptive mmap threshold,
-# so the third keeps the 256 KiB buffers on the heap. At most 64 MiB of freed memory stays with nginx.
-NGINX_ENVIRONMENT = {
-    "MALLOC_TRIM_THRESHOLD_": str(64 << 20),
-    "MALLOC_TOP_PAD_": str(16 << 20),
-    "MALLOC_MMAP_THRESHOLD_": str(4 << 20),
-}
+def control_patterns() -> str:
+    """The method paths that go to the control service, in nghttpx's form (exact paths joined by ``:``)."""
+    return ":".join(f"/inference.GRPCInferenceService/{method}" for method in CONTROL_METHODS)
 
 
 def rpc_routes() -> list[tuple[str, str, str]]:
@@ -98,67 +112,26 @@ def rpc_routes() -> list[tuple[str, str, str]]:
     ]
 
 
-def find_nginx() -> str | None:
-    """The ``nginx`` binary on this machine (PATH, else Debian's /usr/sbin), or None when not installed."""
-    found = shutil.which("nginx")
-    if found is None and os.access("/usr/sbin/nginx", os.X_OK):
-        found = "/usr/sbin/nginx"
+def find_nghttpx() -> str | None:
+    """The ``nghttpx`` binary on this machine (PATH, else Debian's /usr/sbin), or None when not installed."""
+    found = shutil.which("nghttpx")
+    if found is None and os.access("/usr/sbin/nghttpx", os.X_OK):
+        found = "/usr/sbin/nghttpx"
     return found
 
 
-def render_config(host: str, port: int, frontend_port: int, control_port: int, state_dir: Path) -> str:
-    """nginx's configuration: plaintext gRPC (HTTP/2) on ``host:port``, passed on to loopback ports."""
-    temp = state_dir / "nginx"
-    methods = "|".join(CONTROL_METHODS)
-    buffers = "\n".join(" " * 8 + line for line in BUFFERS.splitlines())
+def render_config(host: str, port: int, frontend_port: int, control_port: int) -> str:
+    """nghttpx's configuration: plaintext gRPC (HTTP/2) on ``host:port``, passed on to loopback ports."""
     return f"""# Written by triton-dynamo up: every Triton gRPC RPC on one port.
-worker_processes 1;
-pid {temp}/nginx.pid;
-error_log stderr warn;
-
-events {{
-    worker_connections 4096;
-}}
-
-http {{
-    access_log off;
-    client_body_temp_path {temp}/client_body;
-    proxy_temp_path {temp}/proxy;
-    fastcgi_temp_path {temp}/fastcgi;
-    uwsgi_temp_path {temp}/uwsgi;
-    scgi_temp_path {temp}/scgi;
-    http2_recv_buffer_size 1m;
-
-    # Connections to the frontend are kept open and reused: a new one per call cost the handshake each time.
-    upstream frontend {{
-        server 127.0.0.1:{frontend_port};
-        keepalive 64;
-    }}
-    upstream control {{
-        server 127.0.0.1:{control_port};
-        keepalive 8;
-    }}
-
-    server {{
-        # Debian 12's nginx (1.22) knows only this form; `http2 on;` needs 1.25.1.
-        listen {host}:{port} http2;
-        # The frontend refuses messages over 4 MiB itself (OUT_OF_RANGE); let those reach it and answer.
-        client_max_body_size 16m;
-{buffers}
-        # streams of a decoupled model may stay open for long
-        grpc_read_timeout 300s;
-        grpc_send_timeout 300s;
-
-        location ~ ^/inference\\.GRPCInferenceService/({methods})$ {{
-            grpc_pass grpc://control;
-        }}
-        location / {{
-            grpc_pass grpc://frontend;
-        }}
-    }}
-}}
+frontend={host},{port};no-tls
+# Longest match wins: the control service's exact method paths, everything else (inference, health) to the frontend.
+backend=127.0.0.1,{control_port};{control_patterns()};proto=h2
+backend=127.0.0.1,{frontend_port};/;proto=h2
+errorlog-file=/dev/stderr
+{SETTINGS}
 """
 
 
-def nginx_command(binary: str, config_path: Path) -> list[str]:
-    return [binary, "-c", str(config_path), "-e", "stderr", "-g", "daemon off;"]
+def nghttpx_command(binary: str, config_path: Path) -> list[str]:
+    # Without --conf nghttpx also reads /etc/nghttpx/nghttpx.conf, which the Debian package installs.
+    return [binary, f"--conf={config_path}"]

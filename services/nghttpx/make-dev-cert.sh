@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 # A self-signed certificate for the TLS proxy of the Compose stack (development and tests only).
 #
-#   bash services/nginx/make-dev-cert.sh [--force] [NAME_OR_IP ...]
+#   bash services/nghttpx/make-dev-cert.sh [--force] [NAME_OR_IP ...]
 #
 # Writes secrets/tls/server.crt and secrets/tls/server.key (secrets/ is git-ignored), valid for localhost,
 # 127.0.0.1, ::1, tls-proxy and every NAME_OR_IP given (e.g. the host's DNS name, to reach it from other machines).
