@@ -41,6 +41,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import traceback
 import urllib.parse
@@ -302,8 +303,10 @@ def stop(replica: Replica, timeout_s: float) -> int | None:
     if proc is None:
         return None
     if proc.poll() is None:
+        # the service's stop_signal, as Compose sends it (SIGTERM unless it says otherwise)
+        stop_signal = getattr(signal, replica.spec.get("stop_signal") or "SIGTERM")
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
+            os.killpg(proc.pid, stop_signal)
         try:
             proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
@@ -703,6 +706,40 @@ class Run:
             raise TimeoutError(f"Prometheus did not see every target up: {up}, identity requests {requests}")
 
         self.check("prometheus", prometheus)
+
+        def proxy_stops_gracefully() -> dict[str, Any]:
+            """Stopped as Compose stops it (its stop_signal) while a call is in flight through it: the call is
+            answered, then the proxy exits. The last check: the proxy is gone after it."""
+            import tritonclient.grpc as grpcclient
+
+            plain = grpc_client(f"{addresses['tls-proxy'][0]}:{plaintext_port}")
+            wait_model_ready(plain, "slow", self.deadline)
+            values = np.arange(4, dtype=np.float32)
+            inputs = [grpcclient.InferInput("INPUT0", [4], "FP32"), grpcclient.InferInput("DELAY_MS", [1], "INT32")]
+            inputs[0].set_data_from_numpy(values)
+            inputs[1].set_data_from_numpy(np.array([1500], dtype=np.int32))
+            answer: queue.Queue = queue.Queue()
+
+            def call() -> None:
+                try:
+                    answer.put(plain.infer("slow", inputs, client_timeout=30).as_numpy("OUTPUT0").tolist())
+                except Exception as exc:  # the check reports it
+                    answer.put(f"{type(exc).__name__}: {exc}")
+
+            caller = threading.Thread(target=call)
+            caller.start()
+            time.sleep(0.5)  # the call is in flight, 1 s from its answer
+            started = time.monotonic()
+            code = stop(self.replica("tls-proxy"), timeout_s=20)
+            stopped_after_s = time.monotonic() - started
+            caller.join()
+            got = answer.get()
+            plain.close()
+            if got != values.tolist():
+                raise AssertionError(f"the call in flight got {got!r}")
+            return {"answer": got, "exit_code": code, "stopped_after_s": round(stopped_after_s, 2)}
+
+        self.check("proxy_stops_gracefully", proxy_stops_gracefully)
 
     def locust_swarm(self, addresses: dict[str, list[str]]) -> dict[str, Any]:
         """Through Locust's web UI, as a user would: start 2 users, wait for requests, stop."""

@@ -87,3 +87,12 @@ def test_frontend_and_workers_stop_cleanly_on_sigterm(local_run: dict[str, Any])
     for name in ("worker-1", "worker-2", "frontend"):
         assert local_run["exit_codes"][name] == 0, f"{name}: {local_run['exit_codes']}\n{local_run['logs'][name]}"
         assert local_run["stop_s"][name] < 25, local_run["stop_s"]
+
+
+def test_the_proxy_lets_a_call_in_flight_finish_when_compose_stops_it(local_run: dict[str, Any]) -> None:
+    """compose.yaml's stop_signal (SIGQUIT, nghttpx's graceful shutdown): with Compose's default, SIGTERM, nghttpx
+    drops the call (UNAVAILABLE, 'Socket closed')."""
+    stopped = check_passed(local_run, "proxy_stops_gracefully")
+    assert stopped["answer"] == [0.0, 1.0, 2.0, 3.0]
+    assert stopped["exit_code"] == 0
+    assert stopped["stopped_after_s"] < 20  # it exited by itself, before stop() would have killed it

@@ -411,6 +411,13 @@ def test_the_proxy_speaks_http2_to_the_services_and_finds_recreated_containers()
         assert parameters == {"proto=h2", "dns"}, host
 
 
+def test_the_proxy_is_stopped_gracefully(configs) -> None:
+    """SIGQUIT is nghttpx's graceful shutdown (calls in flight finish); Compose's default, SIGTERM, drops them."""
+    for config in configs.values():
+        assert services(config)["tls-proxy"]["stop_signal"] == "SIGQUIT"
+    assert "STOPSIGNAL SIGQUIT" in (REPO_ROOT / "services/nghttpx/Dockerfile").read_text().splitlines()
+
+
 def test_dotenv_addresses_point_at_services_that_listen_there(configs) -> None:
     config = configs[GPU_STACK]
     listening = _listening_ports(config)
