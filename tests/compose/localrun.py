@@ -717,7 +717,7 @@ class Run:
             values = np.arange(4, dtype=np.float32)
             inputs = [grpcclient.InferInput("INPUT0", [4], "FP32"), grpcclient.InferInput("DELAY_MS", [1], "INT32")]
             inputs[0].set_data_from_numpy(values)
-            inputs[1].set_data_from_numpy(np.array([1500], dtype=np.int32))
+            inputs[1].set_data_from_numpy(np.array([3000], dtype=np.int32))
             answer: queue.Queue = queue.Queue()
 
             def call() -> None:
@@ -728,7 +728,9 @@ class Run:
 
             caller = threading.Thread(target=call)
             caller.start()
-            time.sleep(0.5)  # the call is in flight, 1 s from its answer
+            # in flight by then, 2 s from its answer (sent within milliseconds; a second leaves room on a busy
+            # machine: a call sent after the signal is refused, and would read as a failed drain)
+            time.sleep(1.0)
             started = time.monotonic()
             code = stop(self.replica("tls-proxy"), timeout_s=20)
             stopped_after_s = time.monotonic() - started

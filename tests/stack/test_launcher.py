@@ -157,8 +157,7 @@ def test_the_proxy_takes_the_kserve_port_and_routes_the_control_methods(tmp_path
 def test_asking_for_the_proxy_where_it_is_not_installed_names_the_package(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.setattr("triton_dynamo.stack.proxy.os.access", lambda *_: False)
+    monkeypatch.setattr("triton_dynamo.stack.launcher.find_nghttpx", lambda: None)
     c = StackConfig(model_repository=REPO, grpc_port=9001, frontend_port=9011, proxy="nghttpx")
     with pytest.raises(ConfigurationError, match="apt-get install nghttp2-proxy"):
         build_specs(c, tmp_path, environ={})
