@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # The whole test suite on a fresh machine: installs what it needs (uv, the locked Python environment, and the
-# Debian packages etcd-server, nats-server, prometheus, shellcheck and nghttp2-proxy when they are absent), then
-# lints and runs pytest.
+# Debian packages etcd-server, nats-server, prometheus, shellcheck, nghttp2-proxy and libb64-0d, which Triton's
+# perf_analyzer links (scripts/perf-analyzer.sh), when they are absent), then lints and runs pytest.
 # Extra arguments go to pytest, e.g. `bash scripts/test.sh -k worker`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +17,7 @@ command -v nats-server >/dev/null 2>&1 || missing+=(nats-server)
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
 command -v nghttpx >/dev/null 2>&1 || missing+=(nghttp2-proxy)
+PATH="$PATH:/usr/sbin:/sbin" ldconfig -p 2>/dev/null | grep -q 'libb64\.so\.0d' || missing+=(libb64-0d)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing ${missing[*]}" >&2
