@@ -399,6 +399,16 @@ def infer_identity(client, values: list[int]) -> list[int]:
     return client.infer("identity", [tensor], client_timeout=30).as_numpy("OUTPUT0").tolist()
 
 
+def grpc_health(url: str) -> str:
+    """The status gRPC's standard health check answers (as a Kubernetes grpc probe asks it), by name."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    with grpc.insecure_channel(url) as channel:
+        answer = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
+    return health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status)
+
+
 def stream_repeat(client, values: list[int], timeout_s: float = 30.0) -> list[tuple[int, int]]:
     """(VALUE, INDEX) of every response of the decoupled model ``repeat``, over ModelStreamInfer."""
     import tritonclient.grpc as grpcclient
@@ -640,10 +650,11 @@ class Run:
         def every_rpc_on_one_port() -> dict[str, Any]:
             """Through the proxy's plaintext port: inference to the frontend, the rest to the control service, and
             a model unloaded and loaded again on both workers; over TLS, the same routing."""
-            plain = grpc_client(f"{addresses['tls-proxy'][0]}:{plaintext_port}")
+            plain_url = f"{addresses['tls-proxy'][0]}:{plaintext_port}"
+            plain = grpc_client(plain_url)
             tls = grpc_client(proxy, cert)
             try:
-                seen: dict[str, Any] = {"identity": infer_identity(plain, [7])}
+                seen: dict[str, Any] = {"identity": infer_identity(plain, [7]), "health": grpc_health(plain_url)}
                 seen["server"] = plain.get_server_metadata(as_json=True)["name"].split("/")[0]
                 seen["tls_server"] = tls.get_server_metadata(as_json=True)["name"].split("/")[0]
                 plain.unload_model("string_ops")

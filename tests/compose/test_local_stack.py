@@ -61,6 +61,7 @@ def test_every_triton_rpc_on_the_proxys_one_port_plaintext_and_tls(local_run: di
     seen = check_passed(local_run, "one_port")
     assert seen["identity"] == [7]
     assert seen["server"] == seen["tls_server"] == "triton-dynamo"  # the control service answered, through nghttpx
+    assert seen["health"] == "SERVING"  # gRPC's health check, from the control service too
     assert seen["unloaded"] == ["UNAVAILABLE", "unloaded"] and seen["ready_after_unload"] is False
     assert seen["ready_after_load"] is True
     assert seen["identity_successes"] > 0

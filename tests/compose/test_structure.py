@@ -17,7 +17,7 @@ import yaml
 from triton_dynamo.loadgen.config import LoadConfig
 from triton_dynamo.stack import launcher
 from triton_dynamo.stack.config import StackConfig
-from triton_dynamo.stack.proxy import CONTROL_METHODS, SETTINGS
+from triton_dynamo.stack.proxy import CONTROL_PATHS, SETTINGS
 from triton_dynamo.worker.config import MAX_SYSTEM_PORT, WorkerConfig
 
 from .tools import CORE, CPU, MULTIGPU, OBSERVABILITY, REPO_ROOT, read_dotenv
@@ -394,7 +394,7 @@ def _proxy_backends() -> dict[str, tuple[str, list[str], set[str]]]:
 def test_the_proxy_routes_the_methods_up_routes_to_the_control_service() -> None:
     backends = _proxy_backends()
     assert set(backends) == {"control", "frontend"}
-    assert backends["control"][1] == [f"/inference.GRPCInferenceService/{m}" for m in CONTROL_METHODS]
+    assert backends["control"][1] == list(CONTROL_PATHS)
     assert backends["frontend"][1] == ["/"]  # everything else: inference and health
 
 

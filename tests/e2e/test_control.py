@@ -232,6 +232,8 @@ def test_models_lists_the_repository_with_each_models_state(stack: StackProcess)
 def test_models_rpcs_names_who_answers_every_rpc_of_tritons_service() -> None:
     table = run_models("--rpcs")
     rows = {line.split()[0]: line for line in table.splitlines()[1:]}
-    assert len(rows) == len(service_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"].methods)
+    # every method of Triton's service, and gRPC's health check
+    assert len(rows) == len(service_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"].methods) + 1
+    assert "control service" in rows["grpc.health.v1.Health/Check"]
     assert "frontend" in rows["ModelInfer"] and "control service" in rows["RepositoryModelLoad"]
     assert "refused" in rows["CudaSharedMemoryRegister"]

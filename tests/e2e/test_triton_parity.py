@@ -28,9 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import grpc
 import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
+from grpc_health.v1 import health_pb2
 from tritonclient.utils import InferenceServerException
 
 from triton_dynamo.client.kserve import to_infer_inputs
@@ -61,6 +63,7 @@ class Pair:
     stack_repo: Path
     frontend: grpcclient.InferenceServerClient  # the stack's KServe port, for inference
     proxied: bool  # nghttpx routes every RPC there
+    urls: tuple[str, str]  # Triton's and the stack's, for calls outside tritonclient
 
     def both(self, call: Callable[[grpcclient.InferenceServerClient], Any]) -> tuple[Any, Any]:
         return outcome(call, self.triton), outcome(call, self.stack)
@@ -96,6 +99,7 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
             stack_repo,
             grpcclient.InferenceServerClient(stack.grpc_url),
             stack.proxied,
+            (f"127.0.0.1:{port}", url),
         )
     finally:
         if stack is not None:
@@ -150,6 +154,37 @@ def test_server_metadata(pair: Pair) -> None:
         "cuda_shared_memory",
         "binary_tensor_data",
     }
+
+
+def health(url: str, method: str, service: str) -> Any:
+    """gRPC's standard health service, as a Kubernetes probe or a load balancer calls it: the status's name, or the
+    call's error code."""
+    request = health_pb2.HealthCheckRequest(service=service).SerializeToString()
+    with grpc.insecure_channel(url) as channel:
+        path = f"/grpc.health.v1.Health/{method}"
+        try:
+            if method == "Check":
+                answer = channel.unary_unary(path, response_deserializer=health_pb2.HealthCheckResponse.FromString)(
+                    request, timeout=10
+                )
+            else:
+                answer = next(
+                    channel.unary_stream(path, response_deserializer=health_pb2.HealthCheckResponse.FromString)(
+                        request, timeout=10
+                    )
+                )
+        except grpc.RpcError as exc:
+            return exc.code().name
+    return health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status)
+
+
+@pytest.mark.parametrize("service", ["", "inference.GRPCInferenceService", "no.such.Service"])
+@pytest.mark.parametrize("method", ["Check", "Watch"])
+def test_grpc_health_checking(pair: Pair, method: str, service: str) -> None:
+    triton, stack = (health(url, method, service) for url in pair.urls)
+    assert stack == triton
+    # Triton answers its readiness whatever service is named, and serves no Watch
+    assert triton == ("SERVING" if method == "Check" else "UNIMPLEMENTED")
 
 
 def test_repository_index_at_start(pair: Pair) -> None:

@@ -21,6 +21,7 @@ import tritonclient.grpc as grpcclient
 
 from triton_dynamo.client.kserve import to_infer_inputs
 
+from ..compose.localrun import grpc_health
 from ..compose.tools import read_dotenv
 from ..e2e.processes import SAMPLE_MODELS
 from ..reliability.load import SteadyLoad, downtime_s, failures
@@ -107,6 +108,7 @@ def test_up_every_service_healthy_and_serving(engine_stack: EngineStack) -> None
     assert infer_identity(engine_stack.url("FRONTEND_GRPC_PORT")) == [7, 8, 9]
     tls = infer_identity(f"localhost:{engine_stack.ports['TLS_PROXY_PORT']}", ssl=True, root_certificates=str(cert))
     assert tls == [7, 8, 9]
+    assert grpc_health(engine_stack.url("GRPC_PORT")) == "SERVING"  # a Kubernetes grpc probe's question
     listed = subprocess.run(
         [sys.executable, "-m", "triton_dynamo", "models", "--url", engine_stack.url("GRPC_PORT")],
         capture_output=True,

@@ -13,7 +13,7 @@ from triton_dynamo.errors import ConfigurationError
 from triton_dynamo.stack.config import StackConfig
 from triton_dynamo.stack.discovery import forget_in_file_store, instance_id
 from triton_dynamo.stack.launcher import PROXY, build_specs, ready_file
-from triton_dynamo.stack.proxy import CONTROL_METHODS, find_nghttpx
+from triton_dynamo.stack.proxy import CONTROL_PATHS, find_nghttpx
 from triton_dynamo.stack.readiness import served_models
 
 REPO = Path(__file__).resolve().parents[2] / "model_repo"
@@ -150,7 +150,7 @@ def test_the_proxy_takes_the_kserve_port_and_routes_the_control_methods(tmp_path
     assert "backend=127.0.0.1,9011;/;proto=h2" in lines
     (control,) = [line for line in lines if line.startswith("backend=127.0.0.1,9003;")]
     patterns, protocol = control.removeprefix("backend=127.0.0.1,9003;").split(";")
-    assert patterns.split(":") == [f"/inference.GRPCInferenceService/{m}" for m in CONTROL_METHODS]
+    assert patterns.split(":") == list(CONTROL_PATHS)
     assert protocol == "proto=h2"
 
 

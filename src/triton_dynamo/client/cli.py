@@ -24,9 +24,9 @@ def models(argv: Sequence[str]) -> int:
     args = parser.parse_args(argv)
     config = ClientConfig.from_parsed(args)
     if args.rpcs:
-        print(f"{'RPC':<30} {'ANSWERED BY':<16} NOTE")
+        print(f"{'RPC':<32} {'ANSWERED BY':<16} NOTE")
         for method, answered_by, note in rpc_routes():
-            print(f"{method:<30} {answered_by:<16} {note}")
+            print(f"{method:<32} {answered_by:<16} {note}")
         return 0
     metrics_url = config.metrics_address
     with KServeClient(config.url) as client:

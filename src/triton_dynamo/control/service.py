@@ -15,6 +15,7 @@ from typing import Any, NoReturn
 
 import grpc
 from google.protobuf import json_format
+from grpc_health.v1 import health_pb2_grpc
 from tritonclient.grpc import model_config_pb2, service_pb2_grpc
 from tritonclient.grpc import service_pb2 as pb
 
@@ -22,6 +23,7 @@ from ..errors import TritonDynamoError
 from ..worker.model_set import model_set_store
 from .config import ControlConfig
 from .fleet import Fleet
+from .health import FrontendReadiness, ReadinessHealth
 from .merge import merge_index, merge_statistics, server_metadata
 from .repository import RepositoryControl, load_arguments
 
@@ -206,6 +208,8 @@ async def serve(config: ControlConfig) -> None:
     repository = RepositoryControl(fleet, store, frontend_url=config.inference_url, timeout_s=config.load_timeout_s)
     server = grpc.aio.server()
     service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(ControlServicer(fleet, config, repository), server)
+    readiness = FrontendReadiness(config.inference_url) if config.inference_url else _fleet_readiness(fleet)
+    health_pb2_grpc.add_HealthServicer_to_server(ReadinessHealth(readiness), server)
     if server.add_insecure_port(config.address) == 0:
         raise TritonDynamoError(f"cannot listen on {config.address}")
     await server.start()
@@ -214,4 +218,15 @@ async def serve(config: ControlConfig) -> None:
         await stopping.wait()
     finally:
         await server.stop(grace=2)
+        if isinstance(readiness, FrontendReadiness):
+            await readiness.close()
         runtime.shutdown()
+
+
+def _fleet_readiness(fleet: Fleet) -> Callable[[], Awaitable[bool]]:
+    """Readiness without the frontend's address: some worker is registered (as this service's ServerReady)."""
+
+    async def ready() -> bool:
+        return bool(fleet.workers())
+
+    return ready

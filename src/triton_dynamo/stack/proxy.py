@@ -46,6 +46,14 @@ CONTROL_METHODS = (
 )
 
 
+# gRPC's standard health check, which Triton serves on its gRPC port beside its own service (Kubernetes' gRPC probes
+# and load balancers ask it); the frontend does not serve it.
+HEALTH_CHECK_PATH = "/grpc.health.v1.Health/Check"
+
+# The method paths that go to the control service.
+CONTROL_PATHS = (*(f"/inference.GRPCInferenceService/{method}" for method in CONTROL_METHODS), HEALTH_CHECK_PATH)
+
+
 # What a client gets from the RPCs that are not simply served: the reason is in each answer.
 RPC_NOTES = {
     "ModelInfer": "no Python process in its path",
@@ -92,12 +100,12 @@ backend-write-timeout=300s"""
 
 def control_patterns() -> str:
     """The method paths that go to the control service, in nghttpx's form (exact paths joined by ``:``)."""
-    return ":".join(f"/inference.GRPCInferenceService/{method}" for method in CONTROL_METHODS)
+    return ":".join(CONTROL_PATHS)
 
 
 def rpc_routes() -> list[tuple[str, str, str]]:
     """Every RPC of ``inference.GRPCInferenceService`` (from Triton's own service descriptor): (method, who answers
-    it, note), in the descriptor's order.
+    it, note), in the descriptor's order; then gRPC's health check, which Triton serves too.
 
     Example:
         >>> ("ModelInfer", "frontend", "no Python process in its path") in rpc_routes()
@@ -106,10 +114,12 @@ def rpc_routes() -> list[tuple[str, str, str]]:
     from tritonclient.grpc import service_pb2
 
     service = service_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"]
-    return [
+    routes = [
         (m.name, "control service" if m.name in CONTROL_METHODS else "frontend", RPC_NOTES.get(m.name, ""))
         for m in service.methods
     ]
+    health_note = "SERVING while the stack is ready (ServerReady on the same port), as Triton answers"
+    return [*routes, (HEALTH_CHECK_PATH.lstrip("/"), "control service", health_note)]
 
 
 def find_nghttpx() -> str | None:
@@ -124,7 +134,7 @@ def render_config(host: str, port: int, frontend_port: int, control_port: int) -
     """nghttpx's configuration: plaintext gRPC (HTTP/2) on ``host:port``, passed on to loopback ports."""
     return f"""# Written by triton-dynamo up: every Triton gRPC RPC on one port.
 frontend={host},{port};no-tls
-# Longest match wins: the control service's exact method paths, everything else (inference, health) to the frontend.
+# Longest match wins: the control service's exact method paths, everything else (inference, live/ready) to the frontend.
 backend=127.0.0.1,{control_port};{control_patterns()};proto=h2
 backend=127.0.0.1,{frontend_port};/;proto=h2
 errorlog-file=/dev/stderr
