@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """The stack against plain Triton 2.51 (the wheel's own ``tritonserver``), call by call, field by field: each Triton
 RPC beyond inference runs against both, on two copies of one repository, and the answers must be equal except where
-a difference is documented here (and in the README's table).
+a difference is documented here (and in the README's table). The whole sequence runs twice: with the stack's workers
+found in a folder, and in etcd (NATS as the request plane).
 
 The calls run in order (a module of steps): the repository changes on disk between them (a new version directory),
 and each step sees what the ones before did, on both sides.
@@ -37,7 +38,7 @@ from tritonclient.utils import InferenceServerException
 
 from triton_dynamo.client.kserve import to_infer_inputs
 
-from .processes import MODEL_REPO, StackProcess, free_ports, start_stack
+from .processes import MODEL_REPO, StackProcess, free_ports, start_etcd, start_nats, start_stack
 
 sys.path.insert(0, str(MODEL_REPO.parent / "benchmarks"))
 from _common import start_triton_binary, stop_processes
@@ -81,16 +82,25 @@ def outcome(call: Callable[[grpcclient.InferenceServerClient], Any], client: grp
         return ("error", exc.status(), exc.message())
 
 
-@pytest.fixture(scope="module")
-def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
-    workdir = tmp_path_factory.mktemp("parity")
+@pytest.fixture(scope="module", params=["file", "etcd"])
+def pair(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
+    """Plain Triton and a stack of two workers, each on its own copy of the repository; the stack finds its workers
+    in a folder (``file``), or in etcd with NATS as the request plane (``etcd``). Every step runs on each."""
+    workdir = tmp_path_factory.mktemp(f"parity-{request.param}")
     triton_repo = make_repository(workdir / "triton-repo")
     stack_repo = make_repository(workdir / "stack-repo")
     (port,) = free_ports(1)
+    services = []
     triton = start_triton_binary(["*"], port, repository=triton_repo)
     stack: StackProcess | None = None
     try:
-        stack = start_stack(workdir / "stack", workers=2, extra_args=("--model-repository", str(stack_repo)))
+        extra, env = ("--model-repository", str(stack_repo)), None
+        if request.param == "etcd":
+            etcd, nats = start_etcd(workdir), start_nats(workdir)
+            services += [etcd, nats]
+            extra += ("--discovery", "etcd", "--request-plane", "nats")
+            env = {"ETCD_ENDPOINTS": f"http://127.0.0.1:{etcd.port}", "NATS_SERVER": f"nats://127.0.0.1:{nats.port}"}
+        stack = start_stack(workdir / "stack", workers=2, extra_args=extra, env=env)
         url = stack.grpc_url if stack.proxied else stack.control_url
         yield Pair(
             grpcclient.InferenceServerClient(f"127.0.0.1:{port}"),
@@ -105,6 +115,8 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
         if stack is not None:
             stack.stop()
         stop_processes([triton])
+        for service in services:
+            service.stop()
 
 
 def settled_index(client: grpcclient.InferenceServerClient) -> list[dict]:
