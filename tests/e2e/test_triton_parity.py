@@ -16,6 +16,8 @@ Documented differences, each asserted as it is (so that one that disappears or c
   ``UNLOADING``. Compared once both have settled.
 - ``TraceSetting``: the defaults are the worker's (every request traced, with TIMESTAMPS, as OpenTelemetry spans).
 - Shared-memory RPCs: refused with the reason.
+- Compressed inference requests (tritonclient's ``compression_algorithm``, gzip or deflate): Dynamo 1.6.1's
+  frontend refuses them (UNIMPLEMENTED, naming the algorithm); Triton accepts them.
 """
 
 from __future__ import annotations
@@ -348,3 +350,16 @@ def test_shared_memory(pair: Pair) -> None:
     triton, stack = pair.both(lambda c: c.get_system_shared_memory_status(as_json=True))
     assert triton == {}  # documented: Triton has none registered; the stack refuses with the reason
     assert stack[:2] == ("error", "StatusCode.UNIMPLEMENTED")
+
+
+@pytest.mark.parametrize("algorithm", ["gzip", "deflate"])
+def test_compressed_inference_requests(pair: Pair, algorithm: str) -> None:
+    # Last: Triton counts these requests in its statistics and the stack never sees them.
+    def compressed(client: grpcclient.InferenceServerClient) -> Any:
+        inputs = to_infer_inputs({"INPUT0": np.array([1, 2], np.int32)})
+        return client.infer("identity", inputs, compression_algorithm=algorithm).as_numpy("OUTPUT0").tolist()
+
+    assert outcome(compressed, pair.triton) == [1, 2]
+    # documented: the frontend, in the path of every inference request, does not decompress
+    refused = f"Content is compressed with `{algorithm}` which isn't supported"
+    assert outcome(compressed, pair.frontend) == ("error", "StatusCode.UNIMPLEMENTED", refused)
