@@ -16,6 +16,8 @@ Documented differences, each asserted as it is (so that one that disappears or c
   ``UNLOADING``. Compared once both have settled.
 - ``TraceSetting``: the defaults are the worker's (every request traced, with TIMESTAMPS, as OpenTelemetry spans).
 - Shared-memory RPCs: refused with the reason.
+- An inference request refused by a worker: Dynamo's frontend answers INTERNAL for every worker error; the message
+  starts with the real status (``[INVALID_ARGUMENT]``) and has Triton's words.
 - Compressed inference requests (tritonclient's ``compression_algorithm``, gzip or deflate): Dynamo 1.6.1's
   frontend refuses them (UNIMPLEMENTED, naming the algorithm); Triton accepts them.
 """
@@ -36,6 +38,7 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 from grpc_health.v1 import health_pb2
+from tritonclient.grpc import service_pb2, service_pb2_grpc
 from tritonclient.utils import InferenceServerException
 
 from triton_dynamo.client.kserve import to_infer_inputs
@@ -49,12 +52,37 @@ MODELS = ("identity", "add_sub", "string_ops")
 VERSIONED = "versioned"  # identity's model, whose version 2 appears on disk during the test
 
 
+PARAMETERS = "parameters"  # answers with the request parameters its model sees, as JSON
+PARAMETERS_CONFIG = """name: "parameters"
+backend: "python"
+max_batch_size: 0
+input [ { name: "INPUT0" data_type: TYPE_INT32 dims: [ -1 ] } ]
+output [ { name: "OUTPUT0" data_type: TYPE_STRING dims: [ 1 ] } ]
+"""
+PARAMETERS_MODEL = """import numpy as np
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    def execute(self, requests):
+        return [
+            pb_utils.InferenceResponse(
+                [pb_utils.Tensor("OUTPUT0", np.array([request.parameters().encode()], dtype=np.object_))]
+            )
+            for request in requests
+        ]
+"""
+
+
 def make_repository(root: Path) -> Path:
     for name in MODELS:
         shutil.copytree(MODEL_REPO / name, root / name)
     shutil.copytree(MODEL_REPO / "identity", root / VERSIONED)
     config = root / VERSIONED / "config.pbtxt"
     config.write_text(config.read_text().replace('name: "identity"', f'name: "{VERSIONED}"'))
+    (root / PARAMETERS / "1").mkdir(parents=True)
+    (root / PARAMETERS / "config.pbtxt").write_text(PARAMETERS_CONFIG)
+    (root / PARAMETERS / "1" / "model.py").write_text(PARAMETERS_MODEL)
     return root
 
 
@@ -67,6 +95,7 @@ class Pair:
     frontend: grpcclient.InferenceServerClient  # the stack's KServe port, for inference
     proxied: bool  # nghttpx routes every RPC there
     urls: tuple[str, str]  # Triton's and the stack's, for calls outside tritonclient
+    frontend_url: str  # the stack's KServe port, for inference outside tritonclient
 
     def both(self, call: Callable[[grpcclient.InferenceServerClient], Any]) -> tuple[Any, Any]:
         return outcome(call, self.triton), outcome(call, self.stack)
@@ -112,6 +141,7 @@ def pair(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
             grpcclient.InferenceServerClient(stack.grpc_url),
             stack.proxied,
             (f"127.0.0.1:{port}", url),
+            stack.grpc_url,
         )
     finally:
         if stack is not None:
@@ -204,7 +234,68 @@ def test_grpc_health_checking(pair: Pair, method: str, service: str) -> None:
 def test_repository_index_at_start(pair: Pair) -> None:
     triton, stack = pair.both(settled_index)
     assert stack == triton
-    assert {m["name"] for m in triton} == {*MODELS, VERSIONED}
+    assert {m["name"] for m in triton} == {*MODELS, VERSIONED, PARAMETERS}
+
+
+@pytest.mark.parametrize(
+    ("arguments", "model_sees"),
+    [
+        ({"parameters": {"custom": 5, "name": "x"}}, {"custom": 5, "name": "x"}),
+        ({"priority": 1, "timeout": 100000, "parameters": {"custom": 5}}, {"custom": 5}),
+        ({"sequence_id": 7, "sequence_start": True, "sequence_end": True}, {}),
+        ({"sequence_id": "a-sequence"}, {}),
+    ],
+    ids=["custom", "priority and timeout", "sequence", "string sequence id"],
+)
+def test_reserved_request_parameters(pair: Pair, arguments: dict, model_sees: Any) -> None:
+    """tritonclient's priority, timeout and sequence arguments travel as reserved request parameters: Triton sets the
+    request's fields from them and the model does not see them; an unknown key starting with 'triton_' is refused."""
+
+    def seen(client: grpcclient.InferenceServerClient) -> Any:
+        inputs = to_infer_inputs({"INPUT0": np.array([1], np.int32)})
+        return json.loads(client.infer(PARAMETERS, inputs, **arguments).as_numpy("OUTPUT0")[0])
+
+    triton, stack = outcome(seen, pair.triton), outcome(seen, pair.frontend)
+    assert triton == stack == model_sees
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "model_sees"),
+    [
+        ("triton_enable_empty_final_response", service_pb2.InferParameter(bool_param=False), {}),
+        ("triton_mine", service_pb2.InferParameter(int64_param=1), "INVALID_ARGUMENT"),
+        ("sequence_start", service_pb2.InferParameter(int64_param=1), "INVALID_ARGUMENT"),
+        ("priority", service_pb2.InferParameter(string_param="high"), "INVALID_ARGUMENT"),
+    ],
+    ids=["triton's own key", "another triton_ key", "sequence_start not a bool", "priority not a number"],
+)
+def test_reserved_request_parameters_tritonclient_would_not_send(
+    pair: Pair, key: str, value: service_pb2.InferParameter, model_sees: Any
+) -> None:
+    """What other KServe clients may send (tritonclient refuses these keys itself)."""
+    request = service_pb2.ModelInferRequest(model_name=PARAMETERS)
+    request.parameters[key].CopyFrom(value)
+    tensor = request.inputs.add(name="INPUT0", datatype="INT32", shape=[1])
+    tensor.contents.int_contents.append(1)
+
+    def seen(url: str) -> Any:
+        with grpc.insecure_channel(url) as channel:
+            try:
+                answer = service_pb2_grpc.GRPCInferenceServiceStub(channel).ModelInfer(request, timeout=30)
+            except grpc.RpcError as exc:
+                return exc.code().name, exc.details()
+        output = answer.outputs[0]
+        raw = answer.raw_output_contents[0] if answer.raw_output_contents else None
+        text = raw[4:].decode() if raw is not None else output.contents.bytes_contents[0].decode()
+        return json.loads(text)
+
+    triton, stack = seen(pair.urls[0]), seen(pair.frontend_url)
+    if model_sees == "INVALID_ARGUMENT":
+        assert triton[0] == "INVALID_ARGUMENT", triton
+        # documented: the frontend answers INTERNAL for a worker's error; the message has the status and Triton's words
+        assert stack[0] == "INTERNAL" and f"[INVALID_ARGUMENT] {triton[1]}" in stack[1], (triton, stack)
+    else:
+        assert triton == stack == model_sees
 
 
 @pytest.mark.parametrize("model", MODELS)

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from ..errors import InvalidInput, Overloaded, RequestTooLarge, Status, TritonDynamoError
 from ..triton import InferenceRequest, InferenceResponse, Model, TritonError
 from .codec import decode_parameters, decode_tensor, encode_parameters, encode_tensor
+from .request_fields import split_request_fields
 from .schema import ModelSchema
 from .trace_settings import TracePolicy
 
@@ -245,12 +246,14 @@ class ModelHandler:
         self.schema.check_inputs(shapes)
         output_names = [o["name"] for o in request.get("outputs") or ()]
         self.schema.check_outputs(output_names)
+        parameters, fields = split_request_fields(request.get("parameters"))
         infer_request = InferenceRequest(
             inputs=inputs,
             request_id=client_id,
-            parameters=decode_parameters(request.get("parameters")),
+            parameters=decode_parameters(parameters),
             output_names=output_names,
             trace=self.trace and (self.tracing is None or self.tracing.sample(self.schema.name)),
+            **fields,
         )
         return infer_request, total
 
