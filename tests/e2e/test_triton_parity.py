@@ -9,7 +9,7 @@ and each step sees what the ones before did, on both sides.
 
 Documented differences, each asserted as it is (so that one that disappears or changes shows):
 - ``ServerMetadata``: ``name`` is ``triton-dynamo/<version>``; the extensions are those the stack supports (no
-  shared memory, classification, sequence or binary tensor data).
+  shared memory, sequence or binary tensor data).
 - A request's ``model_version`` does not reach the workers (Dynamo 1.6.1's frontend drops it): a version that is
   not loaded is served by the latest, and ``ModelReady`` says ready for any version.
 - ``RepositoryModelUnload`` returns once every worker has unloaded the model; Triton returns while it is still
@@ -80,6 +80,11 @@ def make_repository(root: Path) -> Path:
     shutil.copytree(MODEL_REPO / "identity", root / VERSIONED)
     config = root / VERSIONED / "config.pbtxt"
     config.write_text(config.read_text().replace('name: "identity"', f'name: "{VERSIONED}"'))
+    # the classifier, with labels for one output, for the classification extension
+    shutil.copytree(MODEL_REPO / "classifier", root / "classifier")
+    config = root / "classifier" / "config.pbtxt"
+    config.write_text(config.read_text().replace("dims: [ 10 ] }", 'dims: [ 10 ] label_filename: "labels.txt" }'))
+    (root / "classifier" / "labels.txt").write_text("".join(f"digit-{i}\n" for i in range(10)))
     (root / PARAMETERS / "1").mkdir(parents=True)
     (root / PARAMETERS / "config.pbtxt").write_text(PARAMETERS_CONFIG)
     (root / PARAMETERS / "1" / "model.py").write_text(PARAMETERS_MODEL)
@@ -192,7 +197,6 @@ def test_server_metadata(pair: Pair) -> None:
     assert triton["name"] == "triton" and stack["name"].startswith("triton-dynamo/")
     assert set(stack["extensions"]) < set(triton["extensions"])
     assert set(triton["extensions"]) - set(stack["extensions"]) == {
-        "classification",
         "sequence",
         "system_shared_memory",
         "cuda_shared_memory",
@@ -234,7 +238,7 @@ def test_grpc_health_checking(pair: Pair, method: str, service: str) -> None:
 def test_repository_index_at_start(pair: Pair) -> None:
     triton, stack = pair.both(settled_index)
     assert stack == triton
-    assert {m["name"] for m in triton} == {*MODELS, VERSIONED, PARAMETERS}
+    assert {m["name"] for m in triton} == {*MODELS, VERSIONED, PARAMETERS, "classifier"}
 
 
 @pytest.mark.parametrize(
@@ -337,6 +341,39 @@ def test_statistics_of_one_model_and_of_all(pair: Pair) -> None:
     assert stats_shape(one[0])[0][2] == "3"  # three requests, on whichever worker
     every = pair.both(lambda c: c.get_inference_statistics(as_json=True))
     assert stats_shape(every[1]) == stats_shape(every[0])
+
+
+@pytest.mark.parametrize(
+    ("model", "inputs", "output", "count", "shape", "fields"),
+    [
+        (
+            "classifier",
+            {"FEATURES": np.linspace(-1, 1, 128, dtype=np.float32).reshape(2, 64)},
+            "PROBABILITIES",
+            3,
+            (2, 3),
+            3,  # value:index:label
+        ),
+        ("classifier", {"FEATURES": np.ones((1, 64), np.float32)}, "PROBABILITIES", 20, (1, 10), 3),
+        ("classifier", {"FEATURES": np.ones((2, 64), np.float32)}, "CLASS", 2, (2, 1), 2),  # no labels: value:index
+        ("identity", {"INPUT0": np.array([4, 9, 1, 7], np.int32)}, "OUTPUT0", 2, (2,), 2),
+    ],
+    ids=["batch of 2, labels", "more than there are", "one element", "a model that does not batch"],
+)
+def test_classification(
+    pair: Pair, model: str, inputs: dict, output: str, count: int, shape: tuple, fields: int
+) -> None:
+    """Triton's classification extension: the top ``count`` elements as "value:index[:label]" strings."""
+
+    def classified(client: grpcclient.InferenceServerClient) -> Any:
+        wanted = [grpcclient.InferRequestedOutput(output, class_count=count)]
+        answer = client.infer(model, to_infer_inputs(inputs), outputs=wanted).as_numpy(output)
+        return answer.shape, answer.tolist()
+
+    triton, stack = outcome(classified, pair.triton), outcome(classified, pair.frontend)
+    assert stack == triton
+    assert triton[0] == shape
+    assert {len(entry.split(b":")) for entry in np.array(triton[1]).reshape(-1)} == {fields}
 
 
 @pytest.mark.parametrize(

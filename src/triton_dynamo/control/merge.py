@@ -149,6 +149,7 @@ STACK_EXTENSIONS = (
     "model_repository(unload_dependents)",
     "schedule_policy",
     "model_configuration",
+    "classification",
     "parameters",
     "statistics",
     "trace",

@@ -9,12 +9,13 @@ INTERNAL): ``str()`` of a :class:`~triton_dynamo.errors.TritonDynamoError` puts 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..errors import InvalidInput, Overloaded, RequestTooLarge, Status, TritonDynamoError
 from ..triton import InferenceRequest, InferenceResponse, Model, TritonError
+from .classification import classification_counts, top_k
 from .codec import decode_parameters, decode_tensor, encode_parameters, encode_tensor
 from .request_fields import split_request_fields
 from .schema import ModelSchema
@@ -99,9 +100,11 @@ class ModelHandler:
         observer: RequestObserver | None = None,
         tracing: TracePolicy | None = None,
         handover: Handover | None = None,
+        labels: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         self.model = model
         self.schema = schema
+        self.labels = labels or {}  # output -> its classification labels (its config's label_filename)
         self.admission = admission
         self.max_request_bytes = max_request_bytes
         self.trace = trace  # whether anything records Triton's trace; ``tracing`` then picks the requests
@@ -167,6 +170,7 @@ class ModelHandler:
             if observer is not None:
                 token = observer.started(self.schema.name, client_id, context)
             infer_request, input_bytes = self._decode(request, client_id)
+            classify = classification_counts(request.get("outputs") or ())
             if token is not None:
                 batched = self.schema.max_batch_size > 0 and infer_request.inputs
                 batch = next(iter(infer_request.inputs.values())).shape[0] if batched else 1
@@ -178,7 +182,7 @@ class ModelHandler:
             infer_request.on_release = leave
             handed = True
             async for response in self.model.async_infer(infer_request):
-                encoded, size = self._encode(response)
+                encoded, size = self._encode(response, classify)
                 if mark_final:
                     encoded.setdefault("parameters", {})[FINAL_PARAMETER] = {"bool": response.final}
                     final_sent = response.final
@@ -257,11 +261,20 @@ class ModelHandler:
         )
         return infer_request, total
 
-    def _encode(self, response: InferenceResponse) -> tuple[dict[str, Any], int]:
+    def _encode(self, response: InferenceResponse, classify: Mapping[str, int]) -> tuple[dict[str, Any], int]:
         tensors, size = [], 0
         for name, array in response.outputs.items():
-            tensors.append(encode_tensor(name, array))
             size += array.nbytes
+            if name in classify:  # Triton's classification extension: the top k as strings, in place of the tensor
+                spec = self.schema.outputs.get(name)
+                array = top_k(
+                    array,
+                    classify[name],
+                    batched=self.schema.max_batch_size > 0,
+                    labels=self.labels.get(name, ()),
+                    data_type=spec.data_type if spec is not None else "",
+                )
+            tensors.append(encode_tensor(name, array))
         encoded: dict[str, Any] = {"id": response.request_id, "model": self.schema.name, "tensors": tensors}
         if response.parameters:
             encoded["parameters"] = encode_parameters(response.parameters)

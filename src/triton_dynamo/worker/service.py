@@ -32,6 +32,7 @@ from ..telemetry.metrics import WorkerMetrics, fetch_url, scrape_registry, serve
 from ..telemetry.observer import RequestTelemetry
 from ..telemetry.tracing import dynamo_exports_traces, make_tracer
 from ..triton import Model, Options, Server
+from .classification import read_labels
 from .config import WorkerConfig
 from .control import ControlHandler
 from .handler import Admission, ModelHandler, RequestObserver
@@ -242,6 +243,11 @@ class Worker:
             )
 
     def _make_handler(self, model: Model, schema: ModelSchema) -> ModelHandler:
+        try:
+            labels = read_labels(self.config.model_repository / schema.name, model.config())
+        except OSError as exc:  # Triton read the file to load the model; a copy that changed since is no reason to stop
+            logger.warning("model %r: classification labels not read: %s", schema.name, exc)
+            labels = {}
         return ModelHandler(
             model,
             schema,
@@ -251,6 +257,7 @@ class Worker:
             observer=self.observer,
             tracing=self.tracing,
             handover=self.peers,
+            labels=labels,
         )
 
     def _watch(self, serving) -> None:
