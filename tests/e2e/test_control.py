@@ -64,6 +64,7 @@ def test_server_metadata_names_the_stack_and_triton(control: grpcclient.Inferenc
         "model_repository(unload_dependents)",
         "schedule_policy",
         "model_configuration",
+        "classification",
         "parameters",
         "statistics",
         "trace",

@@ -18,6 +18,8 @@ Documented differences, each asserted as it is (so that one that disappears or c
 - Shared-memory RPCs: refused with the reason.
 - An inference request refused by a worker: Dynamo's frontend answers INTERNAL for every worker error; the message
   starts with the real status (``[INVALID_ARGUMENT]``) and has Triton's words.
+- Classification of a BYTES output: refused by the stack, with the words of Triton's later sources; Triton 2.51's
+  own server dies of it (SIGFPE).
 - Compressed inference requests (tritonclient's ``compression_algorithm``, gzip or deflate): Dynamo 1.6.1's
   frontend refuses them (UNIMPLEMENTED, naming the algorithm); Triton accepts them.
 """
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -116,6 +119,25 @@ def outcome(call: Callable[[grpcclient.InferenceServerClient], Any], client: grp
         return call(client)
     except InferenceServerException as exc:
         return ("error", exc.status(), exc.message())
+
+
+def raw_infer(url: str, request: service_pb2.ModelInferRequest) -> Any:
+    """A request as any KServe client may send it (tritonclient checks some fields itself): the first output's first
+    element as text, or the error as (status, message)."""
+    with grpc.insecure_channel(url) as channel:
+        try:
+            answer = service_pb2_grpc.GRPCInferenceServiceStub(channel).ModelInfer(request, timeout=30)
+        except grpc.RpcError as exc:
+            return exc.code().name, exc.details()
+    raw = answer.raw_output_contents[0] if answer.raw_output_contents else None
+    return raw[4:].decode() if raw is not None else answer.outputs[0].contents.bytes_contents[0].decode()
+
+
+def assert_refused_alike(triton: Any, stack: Any) -> None:
+    """Both refused the request: Triton with INVALID_ARGUMENT; the stack, as documented, with INTERNAL (Dynamo's
+    frontend answers that for every worker error) and a message of the real status and Triton's words."""
+    assert isinstance(triton, tuple) and triton[0] == "INVALID_ARGUMENT", triton
+    assert stack[0] == "INTERNAL" and f"[INVALID_ARGUMENT] {triton[1]}" in stack[1], (triton, stack)
 
 
 @pytest.fixture(scope="module", params=["file", "etcd"])
@@ -282,24 +304,11 @@ def test_reserved_request_parameters_tritonclient_would_not_send(
     tensor = request.inputs.add(name="INPUT0", datatype="INT32", shape=[1])
     tensor.contents.int_contents.append(1)
 
-    def seen(url: str) -> Any:
-        with grpc.insecure_channel(url) as channel:
-            try:
-                answer = service_pb2_grpc.GRPCInferenceServiceStub(channel).ModelInfer(request, timeout=30)
-            except grpc.RpcError as exc:
-                return exc.code().name, exc.details()
-        output = answer.outputs[0]
-        raw = answer.raw_output_contents[0] if answer.raw_output_contents else None
-        text = raw[4:].decode() if raw is not None else output.contents.bytes_contents[0].decode()
-        return json.loads(text)
-
-    triton, stack = seen(pair.urls[0]), seen(pair.frontend_url)
+    triton, stack = raw_infer(pair.urls[0], request), raw_infer(pair.frontend_url, request)
     if model_sees == "INVALID_ARGUMENT":
-        assert triton[0] == "INVALID_ARGUMENT", triton
-        # documented: the frontend answers INTERNAL for a worker's error; the message has the status and Triton's words
-        assert stack[0] == "INTERNAL" and f"[INVALID_ARGUMENT] {triton[1]}" in stack[1], (triton, stack)
+        assert_refused_alike(triton, stack)
     else:
-        assert triton == stack == model_sees
+        assert json.loads(triton) == json.loads(stack) == model_sees
 
 
 @pytest.mark.parametrize("model", MODELS)
@@ -374,6 +383,56 @@ def test_classification(
     assert stack == triton
     assert triton[0] == shape
     assert {len(entry.split(b":")) for entry in np.array(triton[1]).reshape(-1)} == {fields}
+
+
+@pytest.mark.parametrize(
+    ("model", "tensor", "output", "classification"),
+    [
+        ("identity", ("INPUT0", "INT32", b"\x01\x00\x00\x00"), "OUTPUT0", service_pb2.InferParameter(int64_param=-1)),
+        ("identity", ("INPUT0", "INT32", b"\x01\x00\x00\x00"), "OUTPUT0", service_pb2.InferParameter(string_param="2")),
+    ],
+    ids=["a negative count", "a count that is a string"],
+)
+def test_classification_refused_as_triton(
+    pair: Pair, model: str, tensor: tuple, output: str, classification: service_pb2.InferParameter
+) -> None:
+    name, datatype, raw = tensor
+    request = service_pb2.ModelInferRequest(model_name=model)
+    request.inputs.add(name=name, datatype=datatype, shape=[1])
+    request.raw_input_contents.append(raw)
+    request.outputs.add(name=output).parameters["classification"].CopyFrom(classification)
+    assert_refused_alike(raw_infer(pair.urls[0], request), raw_infer(pair.frontend_url, request))
+
+
+def classify_bytes_request() -> service_pb2.ModelInferRequest:
+    """string_ops with its BYTES output UPPER to classify: Triton 2.51's own server dies of it (below)."""
+    request = service_pb2.ModelInferRequest(model_name="string_ops")
+    request.inputs.add(name="TEXT", datatype="BYTES", shape=[1])
+    request.raw_input_contents.append(b"\x01\x00\x00\x00a")
+    request.outputs.add(name="UPPER").parameters["classification"].int64_param = 2
+    return request
+
+
+def test_classification_of_a_bytes_output_is_refused(pair: Pair) -> None:
+    """Documented difference: the stack refuses, names the type, and goes on serving (Triton dies: the next test)."""
+    stack = raw_infer(pair.frontend_url, classify_bytes_request())
+    assert stack[0] == "INTERNAL", stack
+    assert "[INVALID_ARGUMENT] class result not available for output due to unsupported type 'BYTES'" in stack[1]
+    assert infer(pair.frontend, "identity") == [1, 2]
+
+
+def test_tritons_own_server_dies_classifying_a_bytes_output() -> None:
+    """What the stack does differently, asserted as it is so that a fixed Triton shows: Triton 2.51's gRPC server
+    dies of SIGFPE: it divides by the element size, 0 for BYTES (Triton's later sources check for 0 first and refuse
+    in the words the stack uses)."""
+    (port,) = free_ports(1)
+    triton = start_triton_binary(["string_ops"], port)
+    try:
+        answer = raw_infer(f"127.0.0.1:{port}", classify_bytes_request())
+        assert answer[0] == "UNAVAILABLE", answer
+        assert triton.wait(timeout=30) == -signal.SIGFPE
+    finally:
+        stop_processes([triton])
 
 
 @pytest.mark.parametrize(
