@@ -152,9 +152,14 @@ async def test_an_answered_request_leaves_admission_with_its_last_response(trito
         for index in range(40):
             request = {**identity_request([float(index)]), "model": name}
             request["tensors"] += extra
-            [answer] = [r async for r in handler.generate(request)]
+            answers = []
+            async for answer in handler.generate(request):
+                # out of the count as the answer is handed out, not when Dynamo resumes the generator after sending
+                # it (on a busy machine, the client's next request arrived first: tests/e2e/test_handover.py)
+                assert handler.admission.inflight == 0, (name, index)
+                answers.append(answer)
+            [answer] = answers
             assert answer["tensors"][0]["data"]["values"].tolist() == [float(index)]
-            assert handler.admission.inflight == 0, (name, index)
 
 
 async def test_a_request_refused_before_triton_leaves_admission_at_once(triton_server: Server) -> None:

@@ -189,7 +189,13 @@ class ModelHandler:
                 output_bytes += size
                 responses += 1
                 version = response.model_version
+                if response.final:
+                    # Answered: out of the count before the answer leaves. Triton's release of the request may come
+                    # a moment later, and this generator resumes after the yield only once Dynamo has sent the
+                    # answer: on a busy machine the client's next request found this one still counted.
+                    leave()
                 yield encoded
+            leave()
             if mark_final and not final_sent:
                 # The model sent its final flag without a response (decoupled models do): say so, as Triton does.
                 yield {
@@ -198,9 +204,6 @@ class ModelHandler:
                     "tensors": [],
                     "parameters": {FINAL_PARAMETER: {"bool": True}},
                 }
-            # Answered: Triton's release of the request may come a moment later, and the client's next request must
-            # not find this one still counted (tests/worker/test_handler.py).
-            leave()
         except TritonDynamoError as exc:
             status = exc.status
             if status is not Status.INVALID_ARGUMENT:
