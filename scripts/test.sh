@@ -31,6 +31,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
+# Dynamo's file store (the discovery of `triton-dynamo up` and of most tests) takes one inotify instance per watch:
+# each worker several per model, the frontend more as models come and go. Debian's limit of 128 per user was reached
+# with the session's stack and a module's stack up at once ("Too many open files" when a worker creates a client).
+if [ -w /proc/sys/fs/inotify/max_user_instances ] && [ "$(cat /proc/sys/fs/inotify/max_user_instances)" -lt 1024 ]; then
+  echo 1024 > /proc/sys/fs/inotify/max_user_instances
+fi
+
 uv sync --locked
 uv run ruff check .
 uv run ruff format --check .
