@@ -65,6 +65,7 @@ def test_server_metadata_names_the_stack_and_triton(control: grpcclient.Inferenc
         "schedule_policy",
         "model_configuration",
         "classification",
+        "sequence",
         "parameters",
         "statistics",
         "trace",

@@ -9,7 +9,7 @@ and each step sees what the ones before did, on both sides.
 
 Documented differences, each asserted as it is (so that one that disappears or changes shows):
 - ``ServerMetadata``: ``name`` is ``triton-dynamo/<version>``; the extensions are those the stack supports (no
-  shared memory, sequence or binary tensor data).
+  shared memory or binary tensor data).
 - A request's ``model_version`` does not reach the workers (Dynamo 1.6.1's frontend drops it): a version that is
   not loaded is served by the latest, and ``ModelReady`` says ready for any version.
 - ``RepositoryModelUnload`` returns once every worker has unloaded the model; Triton returns while it is still
@@ -76,6 +76,38 @@ class TritonPythonModel:
         ]
 """
 
+SEQUENCE = "accumulate"  # a stateful model: each sequence's running sum, kept in the model instance
+SEQUENCE_CONFIG = """name: "accumulate"
+backend: "python"
+max_batch_size: 8
+input [ { name: "INPUT0" data_type: TYPE_INT32 dims: [ 1 ] } ]
+output [ { name: "OUTPUT0" data_type: TYPE_INT32 dims: [ 1 ] } ]
+sequence_batching {
+  max_sequence_idle_microseconds: 60000000
+  control_input [ { name: "START" control [ { kind: CONTROL_SEQUENCE_START int32_false_true: [ 0, 1 ] } ] } ]
+}
+instance_group [ { kind: KIND_CPU count: 1 } ]
+"""
+SEQUENCE_MODEL = """import numpy as np
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        self.sums = {}
+
+    def execute(self, requests):
+        responses = []
+        for request in requests:
+            key = request.correlation_id()
+            start = int(pb_utils.get_input_tensor_by_name(request, "START").as_numpy().reshape(-1)[0])
+            value = int(pb_utils.get_input_tensor_by_name(request, "INPUT0").as_numpy().reshape(-1)[0])
+            self.sums[key] = (0 if start else self.sums.get(key, 0)) + value
+            total = pb_utils.Tensor("OUTPUT0", np.array([[self.sums[key]]], np.int32))
+            responses.append(pb_utils.InferenceResponse([total]))
+        return responses
+"""
+
 
 def make_repository(root: Path) -> Path:
     for name in MODELS:
@@ -91,6 +123,9 @@ def make_repository(root: Path) -> Path:
     (root / PARAMETERS / "1").mkdir(parents=True)
     (root / PARAMETERS / "config.pbtxt").write_text(PARAMETERS_CONFIG)
     (root / PARAMETERS / "1" / "model.py").write_text(PARAMETERS_MODEL)
+    (root / SEQUENCE / "1").mkdir(parents=True)
+    (root / SEQUENCE / "config.pbtxt").write_text(SEQUENCE_CONFIG)
+    (root / SEQUENCE / "1" / "model.py").write_text(SEQUENCE_MODEL)
     return root
 
 
@@ -219,7 +254,6 @@ def test_server_metadata(pair: Pair) -> None:
     assert triton["name"] == "triton" and stack["name"].startswith("triton-dynamo/")
     assert set(stack["extensions"]) < set(triton["extensions"])
     assert set(triton["extensions"]) - set(stack["extensions"]) == {
-        "sequence",
         "system_shared_memory",
         "cuda_shared_memory",
         "binary_tensor_data",
@@ -260,7 +294,7 @@ def test_grpc_health_checking(pair: Pair, method: str, service: str) -> None:
 def test_repository_index_at_start(pair: Pair) -> None:
     triton, stack = pair.both(settled_index)
     assert stack == triton
-    assert {m["name"] for m in triton} == {*MODELS, VERSIONED, PARAMETERS, "classifier"}
+    assert {m["name"] for m in triton} == {*MODELS, VERSIONED, PARAMETERS, "classifier", SEQUENCE}
 
 
 @pytest.mark.parametrize(
@@ -309,6 +343,30 @@ def test_reserved_request_parameters_tritonclient_would_not_send(
         assert_refused_alike(triton, stack)
     else:
         assert json.loads(triton) == json.loads(stack) == model_sees
+
+
+def test_sequences_of_a_stateful_model(pair: Pair) -> None:
+    """Interleaved sequences of a stateful model, each request one call: every request of a sequence reaches the
+    Triton that holds the sequence's state, whichever worker the frontend picked."""
+    sequences = (11, 12, 13, 14, "user-a", "user-b")
+
+    def running_sums(client: grpcclient.InferenceServerClient) -> Any:
+        sums: dict[Any, list[int]] = {s: [] for s in sequences}
+        for step in range(1, 7):
+            for sequence in sequences:
+                answer = client.infer(
+                    SEQUENCE,
+                    to_infer_inputs({"INPUT0": np.array([[step]], np.int32)}),
+                    sequence_id=sequence,
+                    sequence_start=step == 1,
+                    sequence_end=step == 6,
+                )
+                sums[sequence].append(int(answer.as_numpy("OUTPUT0").reshape(-1)[0]))
+        return sums
+
+    triton, stack = outcome(running_sums, pair.triton), outcome(running_sums, pair.frontend)
+    assert stack == triton
+    assert triton == {s: [1, 3, 6, 10, 15, 21] for s in sequences}
 
 
 @pytest.mark.parametrize("model", MODELS)

@@ -1,10 +1,13 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Hand-over at the admission limit: the handler's decision on the real in-process Triton with a recorder in place of
-the peers, and the peers' choice and error wording with small stand-ins for Dynamo's clients. The real path, from one
-worker to another through Dynamo, runs in tests/e2e/test_handover.py."""
+"""Hand-over at the admission limit and sequences served by their owner: the handler's decision on the real
+in-process Triton with a recorder in place of the peers, and the peers' choice and error wording with small stand-ins
+for Dynamo's clients. The real path, from one worker to another through Dynamo, runs in tests/e2e/test_handover.py
+(hand-over) and tests/e2e/test_triton_parity.py (sequences)."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -19,12 +22,72 @@ from .test_handler import handler_for, identity_request, released
 
 
 class HandoverRecorder:
-    def __init__(self) -> None:
+    def __init__(self, sequence_owner: int | None = None) -> None:
         self.handed: list[tuple[str, dict, str]] = []
+        self.forwarded: list[tuple[str, dict, int, Any]] = []
+        self.owner = sequence_owner  # the peer that owns every sequence; None: this worker
 
     async def hand(self, model: str, request: Mapping[str, Any], refusal: Overloaded) -> AsyncIterator[dict]:
         self.handed.append((model, dict(request), refusal.message))
         yield {"id": request.get("id"), "model": model, "tensors": [], "from": "peer"}
+
+    async def sequence_owner(self, model: str, sequence: int | str) -> int | None:
+        return self.owner
+
+    async def forward(self, model: str, request: Mapping[str, Any], peer: int, sequence: Any) -> AsyncIterator[dict]:
+        self.forwarded.append((model, dict(request), peer, sequence))
+        yield {"id": request.get("id"), "model": model, "tensors": [], "from": f"owner {peer:x}"}
+
+
+def stateful_handler(triton_server: Server, recorder: HandoverRecorder) -> Any:
+    """identity_fp32's handler, told its model keeps sequences (the decision is the handler's; the real sequence
+    model and the real peers run in tests/e2e/test_triton_parity.py)."""
+    handler = handler_for(triton_server, "identity_fp32")
+    handler.schema = dataclasses.replace(handler.schema, stateful=True)
+    handler.handover = recorder
+    return handler
+
+
+def in_sequence(request: dict, sequence: Any) -> dict:
+    return {**request, "parameters": {"sequence_id": sequence}}
+
+
+async def test_a_sequence_owned_elsewhere_goes_to_its_owner_even_with_room_here(triton_server: Server) -> None:
+    handler = stateful_handler(triton_server, recorder := HandoverRecorder(sequence_owner=0xB))
+    handler.admission = Admission(limit=4)
+    [answer] = [r async for r in handler.generate(in_sequence(identity_request([1.0]), {"int64": 5}))]
+    assert answer["from"] == "owner b"
+    [(model, _, peer, sequence)] = recorder.forwarded
+    assert (model, peer, sequence) == ("identity_fp32", 0xB, 5)
+    assert handler.admission.inflight == 0
+
+
+async def test_a_sequence_owned_here_is_served_here_and_refused_when_full_never_handed(triton_server: Server) -> None:
+    handler = stateful_handler(triton_server, recorder := HandoverRecorder(sequence_owner=None))
+    handler.admission = Admission(limit=1)
+    [answer] = [r async for r in handler.generate(in_sequence(identity_request([1.0]), {"int64": 5}))]
+    assert "from" not in answer and answer["tensors"]
+    assert await released(handler)
+    handler.admission = Admission(limit=1, inflight=1)
+    with pytest.raises(Overloaded):  # handed to a peer, the sequence would lose its state there
+        [r async for r in handler.generate(in_sequence(identity_request([1.0]), {"int64": 5}))]
+    assert recorder.handed == [] and recorder.forwarded == []
+
+
+async def test_requests_outside_sequences_and_handed_ones_are_not_forwarded(triton_server: Server) -> None:
+    handler = stateful_handler(triton_server, recorder := HandoverRecorder(sequence_owner=0xB))
+    handler.admission = Admission(limit=4)
+    for request in (
+        identity_request([1.0]),
+        in_sequence(identity_request([1.0]), {"int64": 0}),
+        {**in_sequence(identity_request([1.0]), {"int64": 5}), HANDED_KEY: True},
+    ):
+        [answer] = [r async for r in handler.generate(request)]
+        assert "from" not in answer
+    assert recorder.forwarded == []
+    handler.schema = dataclasses.replace(handler.schema, stateful=False)  # a model without a sequence batcher
+    [answer] = [r async for r in handler.generate(in_sequence(identity_request([1.0]), {"int64": 5}))]
+    assert "from" not in answer and recorder.forwarded == []
 
 
 async def test_a_full_worker_hands_the_request_over_and_admits_nothing(triton_server: Server) -> None:
@@ -98,6 +161,11 @@ class FakeClient:
     def instance_ids(self) -> list[int]:
         return list(self.instances)
 
+    async def wait_for_instances(self) -> list[int]:
+        while not self.instances:
+            await asyncio.sleep(0.01)
+        return list(self.instances)
+
     async def direct(self, request: dict, instance_id: int, annotated: bool = True) -> AsyncIterator[dict]:
         self.sent.append((request, instance_id))
         answer = self.answer
@@ -125,6 +193,11 @@ class FakeRuntime:
                 return runtime.clients.get(path) or FakeClient([])
 
         return Endpoint()
+
+
+@pytest.fixture(autouse=True)
+def quick_discovery(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("triton_dynamo.worker.peers.FIRST_DISCOVERY_S", 0.05)
 
 
 def fleet(own: int, peers: dict[int, FakeClient]) -> tuple[Peers, FakeRuntime]:
@@ -180,3 +253,53 @@ async def test_clients_of_workers_that_left_are_forgotten() -> None:
     with pytest.raises(Overloaded):
         [r async for r in peers.hand("slow", {}, refusal)]
     assert peers._clients == {}
+
+
+async def test_every_worker_names_the_same_owner_among_those_serving_the_model() -> None:
+    serving = {0xB: FakeClient([0xB]), 0xC: FakeClient([0xC]), 0xD: FakeClient([])}  # D does not serve 'slow'
+    owners = {}
+    for own in (0xA, 0xB, 0xC):
+        peers, _ = fleet(own, {p: c for p, c in serving.items() if p != own} | {0xA: FakeClient([0xA])})
+        await peers.start()
+        owners[own] = {s: await peers.sequence_owner("slow", s) or own for s in range(1, 60)}
+    assert owners[0xA] == owners[0xB] == owners[0xC]
+    assert set(owners[0xA].values()) == {0xA, 0xB, 0xC}
+
+
+async def test_a_forwarded_request_is_marked_and_an_unreachable_owner_is_named() -> None:
+    owner_b = FakeClient([0xB])
+    peers, _ = fleet(0xA, {0xB: owner_b})
+    await peers.start()
+    [answer] = [r async for r in peers.forward("slow", {"id": "r"}, 0xB, 7)]
+    assert answer == {"tensors": []}
+    [(request, instance)] = owner_b.sent
+    assert instance == 0xB and request[HANDED_KEY] is True
+
+    gone = FakeClient([0xB], RuntimeError("no responders: instance b gone"))
+    peers, _ = fleet(0xA, {0xB: gone})
+    await peers.start()
+    with pytest.raises(TritonDynamoError, match=r"sequence 7 of model 'slow' is served by worker b, which could not"):
+        [r async for r in peers.forward("slow", {}, 0xB, 7)]
+
+    refusing = FakeClient([0xB], RuntimeError("Internal: TritonError: [INVALID_ARGUMENT] must specify the START flag"))
+    peers, _ = fleet(0xA, {0xB: refusing})
+    await peers.start()
+    with pytest.raises(TritonDynamoError, match=r"START flag \(served by worker b\)") as raised:
+        [r async for r in peers.forward("slow", {}, 0xB, 7)]
+    assert raised.value.status is Status.INVALID_ARGUMENT
+
+
+async def test_a_new_client_is_given_a_moment_to_learn_that_its_peer_serves_the_model() -> None:
+    # Dynamo's client learns its instances a moment after it is made; read at once, the peer looked absent
+    late = FakeClient([])
+    peers, _ = fleet(0xA, {0xB: late})
+    await peers.start()
+
+    async def registers_later() -> None:
+        await asyncio.sleep(0.02)
+        late.instances = [0xB]
+
+    registering = asyncio.create_task(registers_later())
+    [answer] = [r async for r in peers.hand("slow", {"id": "r"}, Overloaded("full"))]
+    await registering
+    assert answer == {"tensors": []} and [i for _, i in late.sent] == [0xB]

@@ -150,6 +150,7 @@ STACK_EXTENSIONS = (
     "schedule_policy",
     "model_configuration",
     "classification",
+    "sequence",
     "parameters",
     "statistics",
     "trace",

@@ -96,11 +96,13 @@ class ModelStats:
         "output_bytes",
         "queue",
         "responses",
+        "sequence_forwarded",
     )
 
     def __init__(self) -> None:
         self.outcomes: dict[str, int] = {"success": 0}
         self.responses = self.inflight = self.input_bytes = self.output_bytes = self.handed = 0
+        self.sequence_forwarded = 0
         self.latency, self.queue, self.compute = LatencyHistogram(), LatencyHistogram(), LatencyHistogram()
 
 
@@ -148,6 +150,11 @@ class WorkerMetrics:
             "Requests this worker, at its --max-inflight limit, handed to another one, which served or refused them",
             labels=["model"],
         )
+        sequence_forwarded = CounterMetricFamily(
+            "triton_dynamo_sequence_forwarded_requests",
+            "Requests of a stateful model's sequence this worker sent to the worker that serves the sequence",
+            labels=["model"],
+        )
         latency = HistogramMetricFamily(
             "triton_dynamo_request_duration_seconds",
             "Time from a request's arrival in the worker to its last response",
@@ -171,10 +178,22 @@ class WorkerMetrics:
             input_bytes.add_metric([name], stats.input_bytes)
             output_bytes.add_metric([name], stats.output_bytes)
             handed.add_metric([name], stats.handed)
+            sequence_forwarded.add_metric([name], stats.sequence_forwarded)
             stats.latency.add_to(latency, name)
             stats.queue.add_to(queue, name)
             stats.compute.add_to(compute, name)
-        return [requests, responses, inflight, input_bytes, output_bytes, handed, latency, queue, compute]
+        return [
+            requests,
+            responses,
+            inflight,
+            input_bytes,
+            output_bytes,
+            handed,
+            sequence_forwarded,
+            latency,
+            queue,
+            compute,
+        ]
 
     def render_text(self) -> str:
         """Our families in the classic text format (no exemplars): what Dynamo's system port appends."""

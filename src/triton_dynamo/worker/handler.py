@@ -19,6 +19,7 @@ from .classification import classification_counts, top_k
 from .codec import decode_parameters, decode_tensor, encode_parameters, encode_tensor
 from .request_fields import split_request_fields
 from .schema import ModelSchema
+from .sequences import sequence_id
 from .trace_settings import TracePolicy
 
 logger = logging.getLogger(__name__)
@@ -28,8 +29,8 @@ HEALTH_CHECK_KEY = "_HEALTH_CHECK"  # Dynamo's canary marker (dynamo.health_chec
 # second on every response, so it knows when a decoupled model is done; an empty response carries it if need be.
 EMPTY_FINAL_PARAMETER = "triton_enable_empty_final_response"
 FINAL_PARAMETER = "triton_final_response"
-# Marks a request that a worker at its admission limit handed to this one (.peers): served or refused here, never
-# handed on.
+# Marks a request that another worker handed to this one (.peers: at its admission limit, or for a sequence this
+# one serves): served or refused here, never handed on.
 HANDED_KEY = "_triton_dynamo_handed"
 
 
@@ -81,9 +82,16 @@ class Admission:
 
 
 class Handover(Protocol):
-    """Where a worker at its admission limit hands a request (:class:`~.peers.Peers`)."""
+    """The other workers (:class:`~.peers.Peers`): where a worker at its admission limit hands a request, and which
+    serves each sequence of a stateful model."""
 
     def hand(self, model: str, request: Mapping[str, Any], refusal: Overloaded) -> AsyncIterator[dict[str, Any]]: ...
+
+    async def sequence_owner(self, model: str, sequence: int | str) -> int | None: ...
+
+    def forward(
+        self, model: str, request: Mapping[str, Any], peer: int, sequence: int | str
+    ) -> AsyncIterator[dict[str, Any]]: ...
 
 
 class ModelHandler:
@@ -155,11 +163,19 @@ class ModelHandler:
         if request.get(HEALTH_CHECK_KEY) is True:
             yield self._probe()
             return
-        if self.handover is not None and self.admission.full() and not request.get(HANDED_KEY):
-            refusal = self.admission.refusal(self.schema.name)
-            async for response in self.handover.hand(self.schema.name, request, refusal):
-                yield response
-            return
+        if self.handover is not None and not request.get(HANDED_KEY):
+            sequence = sequence_id(request.get("parameters")) if self.schema.stateful else None
+            if sequence is not None:  # served where its state is, never handed elsewhere for want of room
+                peer = await self.handover.sequence_owner(self.schema.name, sequence)
+                if peer is not None:
+                    async for response in self.handover.forward(self.schema.name, request, peer, sequence):
+                        yield response
+                    return
+            elif self.admission.full():
+                refusal = self.admission.refusal(self.schema.name)
+                async for response in self.handover.hand(self.schema.name, request, refusal):
+                    yield response
+                return
         leave = self.admission.enter(self.schema.name)
         observer = self.observer
         client_id = request.get("id") or ""

@@ -66,7 +66,7 @@ class Worker:
         self._serving: list[asyncio.Future] = []
         self._failure: BaseException | None = None
         self._stopping = asyncio.Event()
-        self.peers: Peers | None = None  # where requests go past --max-inflight (none without a limit)
+        self.peers: Peers | None = None  # where requests go past --max-inflight, and where sequences are served
 
     async def run(self) -> None:
         """Serve until a signal asks to stop; raises :class:`TritonDynamoError` when nothing can be served."""
@@ -91,15 +91,14 @@ class Worker:
                 self.observer.tracer = make_tracer("triton-dynamo-worker")
             models = self._servable_models()
             self._export_metrics(models)
-            if self.config.max_inflight:
-                self.peers = Peers(
-                    self.runtime,
-                    namespace=self.config.namespace,
-                    component=self.config.component,
-                    own_id=self.instance_id,
-                    metrics=self.metrics,
-                )
-                await self.peers.start()
+            self.peers = Peers(
+                self.runtime,
+                namespace=self.config.namespace,
+                component=self.config.component,
+                own_id=self.instance_id,
+                metrics=self.metrics,
+            )
+            await self.peers.start()
             self.models = ServedModels(
                 self.config,
                 runtime=self.runtime,
