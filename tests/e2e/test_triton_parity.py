@@ -26,7 +26,9 @@ Documented differences, each asserted as it is (so that one that disappears or c
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
 import signal
 import sys
@@ -485,12 +487,29 @@ def test_tritons_own_server_dies_classifying_a_bytes_output() -> None:
     in the words the stack uses)."""
     (port,) = free_ports(1)
     triton = start_triton_binary(["string_ops"], port)
+    # Triton dead, its python backend stubs stay up (SIGTERM does not stop them): an hour later, each run had left one
+    stubs = children(triton.pid)
     try:
         answer = raw_infer(f"127.0.0.1:{port}", classify_bytes_request())
         assert answer[0] == "UNAVAILABLE", answer
         assert triton.wait(timeout=30) == -signal.SIGFPE
     finally:
         stop_processes([triton])
+        for stub in stubs:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(stub, signal.SIGKILL)
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError), open(f"/proc/{entry}/stat") as stat:
+                # the parent's pid is the second field after the command name, which is in parentheses
+                if int(stat.read().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry))
+    return found
 
 
 @pytest.mark.parametrize(
