@@ -165,11 +165,12 @@ class Peers:
         peers = self.live()
         self._forget_gone(peers)
         clients = [(await self._client(peer, model), peer) for peer in peers]
-        fresh = [client for (client, fresh), _ in clients if fresh]
-        if fresh:
-            # A new client learns its instances from discovery a moment after it is made: read at once, a peer that
-            # serves the model looked as if it did not, and a CI run refused a request that peer had room for.
-            await asyncio.gather(*(self._instances_known(client) for client in fresh))
+        for (client, fresh), _ in clients:
+            if fresh:
+                # A new client learns its instances from discovery a moment after it is made: read at once, a peer
+                # that serves the model looked as if it did not, and a CI run refused a request that peer had room
+                # for. One wait at a time, as at start (service.py): many at once stalled Dynamo's runtime.
+                await self._instances_known(client)
         return [(client, peer) for (client, _), peer in clients if client.instance_ids()]
 
     @staticmethod
