@@ -22,6 +22,10 @@ from triton_dynamo.worker.classification import classification_counts, read_labe
         (np.array([[1, 5], [7, 3]], np.int32), 1, False, (), [b"7:2"]),  # not batching: one tensor, flattened
         (np.array([3, 200], np.uint8), 2, False, (), [b"200:1", b"3:0"]),
         (np.array([-2, -1], np.int64), 1, False, (), [b"-1:1"]),
+        # the type's minimum is the smallest, however negating it would wrap
+        (np.array([-128, 5, 0], np.int8), 3, False, (), [b"5:1", b"0:2", b"-128:0"]),
+        (np.array([np.iinfo(np.int64).min, 1], np.int64), 2, False, (), [b"1:1", b"-9223372036854775808:0"]),
+        (np.array([2**64 - 2, 2**64 - 1], np.uint64), 1, False, (), [b"18446744073709551615:1"]),  # past float64
         (np.array([0.5, 0.25], np.float32), 2, False, ("cat", "dog"), [b"0.500000:0:cat", b"0.250000:1:dog"]),
         (
             np.array([0.5, 0.25, 0.75], np.float32),

@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidInput
+from .request_fields import typed_parameter
 
-# The element types Triton classifies; std::to_string writes floats with six decimals and integers as they are.
-_FLOAT_KINDS = "f"
+# The element kinds Triton classifies; std::to_string writes floats with six decimals and integers as they are.
 _CLASSIFIABLE = {"u", "i", "f"}
 
 
@@ -36,8 +36,8 @@ def classification_counts(outputs: Iterable[Mapping[str, Any]]) -> dict[str, int
         typed = (output.get("parameters") or {}).get("classification")
         if typed is None:
             continue
-        kind, value = next(iter(typed.items())) if isinstance(typed, Mapping) and len(typed) == 1 else ("", typed)
-        if kind != "int64" and not (kind == "" and isinstance(value, int) and not isinstance(value, bool)):
+        kind, value = typed_parameter(typed)
+        if kind != "int64":
             raise InvalidInput("invalid value type for 'classification' parameter, expected int64_param")
         if value <= 0:
             raise InvalidInput("invalid value for 'classification' parameter, expected >= 0")
@@ -57,11 +57,13 @@ def top_k(
     k = min(count, rows.shape[1])
     classes = np.empty((rows.shape[0], k), dtype=object)
     for row_index, row in enumerate(rows):
-        # largest first; equal values in index order
-        order = np.argsort(-row.astype(np.float64) if row.dtype.kind == "u" else -row, kind="stable")[:k]
+        # Largest first, equal values in index order: a stable ascending sort of the reversed row, read backwards.
+        # Not a sort of -row, which wraps at a signed type's minimum, nor of a float64 copy, which merges large
+        # 64-bit integers.
+        order = (len(row) - 1 - np.argsort(row[::-1], kind="stable"))[::-1][:k]
         for column, index in enumerate(order):
             value = row[index]
-            text = f"{value:f}" if row.dtype.kind in _FLOAT_KINDS else str(int(value))
+            text = f"{value:f}" if row.dtype.kind == "f" else str(int(value))
             entry = f"{text}:{index}"
             if index < len(labels):
                 entry += f":{labels[index]}"

@@ -29,8 +29,9 @@ TRITON_RESERVED = ("triton_enable_empty_final_response",)
 _PYTHON_KINDS = ((bool, "bool"), (int, "int64"), (float, "double"), (str, "string"))
 
 
-def _typed(value: Any) -> tuple[str, Any]:
-    """(kind, value) of one of Dynamo's typed parameters, or of a bare value."""
+def typed_parameter(value: Any) -> tuple[str, Any]:
+    """(kind, value) of one of Dynamo's typed parameters (``{"int64": 5}``), or of a bare value (its kind from its
+    Python type); ("", None) for None."""
     if isinstance(value, Mapping) and len(value) == 1:
         ((kind, plain),) = value.items()
         return kind, plain
@@ -49,7 +50,7 @@ def split_request_fields(parameters: Mapping[str, Any] | None) -> tuple[dict[str
     fields: dict[str, Any] = {}
     flags = 0
     for key, value in (parameters or {}).items():
-        kind, plain = _typed(value)
+        kind, plain = typed_parameter(value)
         if key == "sequence_id":
             if kind not in ("int64", "string"):
                 raise InvalidInput(

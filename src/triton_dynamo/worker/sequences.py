@@ -23,19 +23,15 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from .request_fields import typed_parameter
+
 
 def sequence_id(parameters: Mapping[str, Any] | None) -> int | str | None:
     """The request's sequence id from its reserved ``sequence_id`` parameter (Dynamo's typed form or a bare value);
     None when it has none, or 0 or "" (Triton's "not part of a sequence"), or one of a kind Triton refuses (the
     request then reaches Triton, whose refusal the client gets)."""
-    value = (parameters or {}).get("sequence_id")
-    if isinstance(value, Mapping) and len(value) == 1:
-        ((kind, value),) = value.items()
-        if kind not in ("int64", "string"):
-            return None
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        return None
-    return value or None
+    kind, value = typed_parameter((parameters or {}).get("sequence_id"))
+    return (value or None) if kind in ("int64", "string") else None
 
 
 def _weight(worker: int, sequence: int | str) -> int:
