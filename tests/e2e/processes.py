@@ -26,9 +26,16 @@ SAMPLE_MODELS = sorted(p.name for p in MODEL_REPO.iterdir() if (p / "config.pbtx
 READY = re.compile(r"triton-dynamo ready: .* serving (?P<models>[^;]+);")
 
 
+# Every port free_ports has given out in this process: never given again. Free is checked when a port is drawn, but
+# nothing listens on it yet, so two draws for one stack (its ports, then its workers' run of ports) could pick the same
+# port, and a CI run's `up` refused its overlapping ports.
+_given: set[int] = set()
+
+
 def free_ports(count: int, consecutive: bool = False) -> list[int]:
     """Ports free on 127.0.0.1 right now, below 32768 (Dynamo 1.6.1 reads DYN_SYSTEM_PORT as a signed 16-bit
-    number) and away from the kernel's ephemeral range; ``consecutive`` asks for a run of them."""
+    number) and away from the kernel's ephemeral range, none given out before in this process; ``consecutive``
+    asks for a run of them."""
     rng = random.Random()
     for _ in range(1000):
         if consecutive:
@@ -36,7 +43,8 @@ def free_ports(count: int, consecutive: bool = False) -> list[int]:
             ports = list(range(first, first + count))
         else:
             ports = sorted(set(rng.sample(range(20000, 32768), count)))
-        if len(ports) == count and all(_is_free(p) for p in ports):
+        if len(ports) == count and not _given.intersection(ports) and all(_is_free(p) for p in ports):
+            _given.update(ports)
             return ports
     raise RuntimeError("no free ports")
 
