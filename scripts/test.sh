@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # The whole test suite on a fresh machine: installs what it needs (uv, the locked Python environment, and the
-# Debian packages etcd-server, nats-server, prometheus, shellcheck, nghttp2-proxy and libb64-0d, which Triton's
-# perf_analyzer links (scripts/perf-analyzer.sh), when they are absent), then lints and runs pytest.
+# Debian packages etcd-server, nats-server, prometheus, shellcheck, nghttp2-proxy, libb64-0d, which Triton's
+# perf_analyzer links (scripts/perf-analyzer.sh), and gcc with libnghttp2-dev, which build grpc-router
+# (scripts/build-router.sh), when they are absent), builds grpc-router, then lints and runs pytest.
 # Extra arguments go to pytest, e.g. `bash scripts/test.sh -k worker`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +19,8 @@ command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
 command -v nghttpx >/dev/null 2>&1 || missing+=(nghttp2-proxy)
 PATH="$PATH:/usr/sbin:/sbin" ldconfig -p 2>/dev/null | grep -q 'libb64\.so\.0d' || missing+=(libb64-0d)
+command -v cc >/dev/null 2>&1 || missing+=(gcc libc6-dev)
+printf '#include <nghttp2/nghttp2.h>\n' | cc -E -x c - >/dev/null 2>&1 || missing+=(libnghttp2-dev)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing ${missing[*]}" >&2
@@ -38,6 +41,7 @@ if [ -w /proc/sys/fs/inotify/max_user_instances ] && [ "$(cat /proc/sys/fs/inoti
   echo 1024 > /proc/sys/fs/inotify/max_user_instances
 fi
 
+bash scripts/build-router.sh
 uv sync --locked
 uv run ruff check .
 uv run ruff format --check .

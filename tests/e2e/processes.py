@@ -163,7 +163,7 @@ class StackProcess:
     state_dir: Path
     worker_metrics_ports: list[int] = field(default_factory=list)
     control_port: int = 0
-    frontend_port: int = 0  # the frontend's own port when the stack runs the proxy (nghttpx) in front of it
+    frontend_port: int = 0  # the frontend's own port when the stack runs a one-port router in front of it
     lines: list[str] = field(default_factory=list)
     models: list[str] = field(default_factory=list)
     ready_after_s: float = 0.0
@@ -178,7 +178,7 @@ class StackProcess:
 
     @property
     def proxied(self) -> bool:
-        """Whether nghttpx serves every Triton RPC on the KServe port (``up --proxy auto`` where it is installed)."""
+        """Whether a router serves every Triton RPC on the KServe port (``up --proxy auto`` where one is here)."""
         return any("every Triton RPC there" in line for line in self.lines if "triton-dynamo ready" in line)
 
     def worker_pids(self) -> dict[int, int]:

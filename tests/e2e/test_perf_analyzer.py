@@ -25,7 +25,7 @@ WINDOWS = ("--measurement-interval", "1000", "--stability-percentage", "1000")
 @pytest.fixture
 def one_port(stack: StackProcess) -> str:
     if not stack.proxied:
-        pytest.skip("nghttpx is not installed: inference and ModelStatistics are on different ports")
+        pytest.skip("no one-port router here: inference and ModelStatistics are on different ports")
     if ctypes.util.find_library("b64") is None:
         pytest.skip("perf_analyzer needs libb64.so.0d (Debian: libb64-0d; scripts/test.sh installs it)")
     return stack.grpc_url

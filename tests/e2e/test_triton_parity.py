@@ -138,7 +138,7 @@ class Pair:
     triton_repo: Path
     stack_repo: Path
     frontend: grpcclient.InferenceServerClient  # the stack's KServe port, for inference
-    proxied: bool  # nghttpx routes every RPC there
+    proxied: bool  # the one-port router routes every RPC there
     urls: tuple[str, str]  # Triton's and the stack's, for calls outside tritonclient
     frontend_url: str  # the stack's KServe port, for inference outside tritonclient
 

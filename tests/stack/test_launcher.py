@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import urllib.parse
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from triton_dynamo.errors import ConfigurationError
 from triton_dynamo.stack.config import StackConfig
 from triton_dynamo.stack.discovery import forget_in_file_store, instance_id
 from triton_dynamo.stack.launcher import PROXY, build_specs, ready_file
-from triton_dynamo.stack.proxy import CONTROL_PATHS, find_nghttpx
+from triton_dynamo.stack.proxy import CONTROL_PATHS, find_grpc_router, find_nghttpx
 from triton_dynamo.stack.readiness import served_models
 
 REPO = Path(__file__).resolve().parents[2] / "model_repo"
@@ -138,8 +139,8 @@ def test_forget_removes_only_the_dead_instance(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(find_nghttpx() is None, reason="nghttpx is not installed (scripts/test.sh installs it)")
-def test_the_proxy_takes_the_kserve_port_and_routes_the_control_methods(tmp_path: Path) -> None:
-    c = StackConfig(model_repository=REPO, grpc_port=9001, frontend_port=9011, control_port=9003, proxy="auto")
+def test_nghttpx_takes_the_kserve_port_and_routes_the_control_methods(tmp_path: Path) -> None:
+    c = StackConfig(model_repository=REPO, grpc_port=9001, frontend_port=9011, control_port=9003, proxy="nghttpx")
     specs = {spec.name: spec for spec in build_specs(c, tmp_path, environ={})}
     frontend = specs["frontend"].argv
     assert frontend[frontend.index("--http-port") + 1] == "9011"
@@ -154,15 +155,40 @@ def test_the_proxy_takes_the_kserve_port_and_routes_the_control_methods(tmp_path
     assert protocol == "proto=h2"
 
 
-def test_asking_for_the_proxy_where_it_is_not_installed_names_the_package(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.skipif(find_grpc_router() is None, reason="grpc-router is not built (scripts/test.sh builds it)")
+def test_grpc_router_is_the_first_choice_and_routes_the_control_methods(tmp_path: Path) -> None:
+    c = StackConfig(model_repository=REPO, grpc_port=9001, frontend_port=9011, control_port=9003, proxy="auto")
+    specs = {spec.name: spec for spec in build_specs(c, tmp_path, environ={})}
+    frontend = specs["frontend"].argv
+    assert frontend[frontend.index("--http-port") + 1] == "9011"
+    argv = specs[PROXY].argv
+    assert argv[0] == find_grpc_router()
+    assert argv[1:7] == ["--listen", "127.0.0.1:9001", "--frontend", "127.0.0.1:9011", "--control", "127.0.0.1:9003"]
+    assert argv[7::2] == ["--control-path"] * len(CONTROL_PATHS) and argv[8::2] == list(CONTROL_PATHS)
+
+
+def test_auto_falls_back_to_nghttpx_then_to_no_router(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("triton_dynamo.stack.launcher.find_grpc_router", lambda: None)
+    monkeypatch.setattr("triton_dynamo.stack.launcher.find_nghttpx", lambda: "/usr/sbin/nghttpx")
+    auto = StackConfig(model_repository=REPO, proxy="auto")
+    specs = {spec.name: spec for spec in build_specs(auto, tmp_path, environ={})}
+    assert specs[PROXY].argv[0] == "/usr/sbin/nghttpx"
+    monkeypatch.setattr("triton_dynamo.stack.launcher.find_nghttpx", lambda: None)
+    assert PROXY not in {spec.name for spec in build_specs(auto, tmp_path, environ={})}
+
+
+@pytest.mark.parametrize(
+    ("proxy", "hint"),
+    [("nghttpx", "apt-get install nghttp2-proxy"), ("grpc-router", "bash scripts/build-router.sh")],
+)
+def test_asking_for_a_router_that_is_not_here_says_how_to_get_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, proxy: str, hint: str
 ) -> None:
     monkeypatch.setattr("triton_dynamo.stack.launcher.find_nghttpx", lambda: None)
-    c = StackConfig(model_repository=REPO, grpc_port=9001, frontend_port=9011, proxy="nghttpx")
-    with pytest.raises(ConfigurationError, match="apt-get install nghttp2-proxy"):
+    monkeypatch.setattr("triton_dynamo.stack.launcher.find_grpc_router", lambda: None)
+    c = StackConfig(model_repository=REPO, grpc_port=9001, frontend_port=9011, proxy=proxy)
+    with pytest.raises(ConfigurationError, match=re.escape(hint)):
         build_specs(c, tmp_path, environ={})
-    auto = {spec.name for spec in build_specs(StackConfig(model_repository=REPO, proxy="auto"), tmp_path, environ={})}
-    assert PROXY not in auto
 
 
 def test_without_the_proxy_the_frontend_keeps_the_kserve_port(tmp_path: Path) -> None:

@@ -29,10 +29,10 @@ class StackConfig(ServingSettings):
     )
     proxy: str = setting(
         "auto",
-        help="nghttpx in front of the frontend and the control service, routing each RPC by its method, so that every "
-        "Triton RPC is on --grpc-port: auto (when nghttpx is installed), nghttpx, or none (the control RPCs stay on "
-        "--control-port)",
-        choices=("auto", "nghttpx", "none"),
+        help="a router in front of the frontend and the control service, routing each RPC by its method, so that "
+        "every Triton RPC is on --grpc-port: auto (grpc-router when built, else nghttpx when installed), grpc-router, "
+        "nghttpx, or none (the control RPCs stay on --control-port)",
+        choices=("auto", "grpc-router", "nghttpx", "none"),
     )
     frontend_port: int = setting(
         8011,

@@ -20,7 +20,7 @@ from ..worker.config import WorkerConfig
 from .config import StackConfig
 from .discovery import forget_in_file_store, instance_id, revoke_etcd_lease
 from .prometheus import default_rule_files, find_prometheus, prometheus_command, render_local_config
-from .proxy import find_nghttpx, nghttpx_command, render_config
+from .proxy import ROUTERS, find_grpc_router, find_nghttpx, grpc_router_command, nghttpx_command, render_config
 from .readiness import wait_for_port, wait_until_ready
 from .supervisor import Child, ProcessSpec, Supervisor
 
@@ -81,15 +81,19 @@ def log_environment(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
     return env
 
 
-def proxy_binary(config: StackConfig) -> str | None:
-    """nghttpx for ``--proxy``, or None when the stack runs without it; raises when ``nghttpx`` was asked for and is
-    not installed."""
+def proxy_binary(config: StackConfig) -> tuple[str, str] | None:
+    """(router, binary) for ``--proxy``: the first router found for ``auto``; None when the stack runs without one.
+    Raises when a router was named and is not here."""
     if config.proxy == "none":
         return None
-    binary = find_nghttpx()
-    if binary is None and config.proxy == "nghttpx":
-        raise ConfigurationError("--proxy nghttpx needs nghttpx: install it (Debian: apt-get install nghttp2-proxy)")
-    return binary
+    finders = {"grpc-router": find_grpc_router, "nghttpx": find_nghttpx}
+    for name in ROUTERS if config.proxy == "auto" else (config.proxy,):
+        binary = finders[name]()
+        if binary is not None:
+            return name, binary
+    if config.proxy != "auto":
+        raise ConfigurationError(f"--proxy {config.proxy} needs {config.proxy}: {ROUTERS[config.proxy]}")
+    return None
 
 
 def frontend_port(config: StackConfig, proxied: bool) -> int:
@@ -198,13 +202,17 @@ def build_specs(config: StackConfig, state_dir: Path, environ: Mapping[str, str]
     return specs
 
 
-def proxy_spec(config: StackConfig, state_dir: Path, binary: str) -> ProcessSpec:
-    """nghttpx on the stack's KServe port, routing each RPC to the frontend or the control service."""
+def proxy_spec(config: StackConfig, state_dir: Path, router: tuple[str, str]) -> ProcessSpec:
+    """The router on the stack's KServe port, routing each RPC to the frontend or the control service."""
+    name, binary = router
+    log_path = state_dir / "logs" / "proxy.log"
+    if name == "grpc-router":
+        argv = grpc_router_command(binary, config.host, config.grpc_port, config.frontend_port, config.control_port)
+        return ProcessSpec(PROXY, argv, env={}, log_path=log_path)
     folder = state_dir / "nghttpx"
     folder.mkdir(parents=True, exist_ok=True)
     config_path = folder / "nghttpx.conf"
     config_path.write_text(render_config(config.host, config.grpc_port, config.frontend_port, config.control_port))
-    log_path = state_dir / "logs" / "proxy.log"
     return ProcessSpec(PROXY, nghttpx_command(binary, config_path), env={}, log_path=log_path)
 
 
@@ -237,8 +245,8 @@ def ready_line(config: StackConfig, models: list[str], state_dir: Path, proxied:
         control = f"every Triton RPC there (inference alone also at {config.host}:{config.frontend_port})"
     else:
         control = f"the other Triton RPCs (statistics, repository control, ...) at {config.control_url} "
-        control += "(no nghttpx here: "
-        control += "install it for one port)" if config.proxy == "auto" else "--proxy none)"
+        control += "(no one-port router here: "
+        control += "bash scripts/build-router.sh for one port)" if config.proxy == "auto" else "--proxy none)"
     return (
         f"triton-dynamo ready: KServe v2 gRPC at {config.grpc_url} with {config.workers} worker(s) serving "
         f"{', '.join(models)}; {control}; "

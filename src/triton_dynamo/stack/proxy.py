@@ -1,20 +1,26 @@
 # SPDX-License-Identifier: Apache-2.0
-"""One address for every Triton gRPC RPC: nghttpx (nghttp2's HTTP/2 proxy) in front of Dynamo's frontend and the
-control service, routing each call by its method path (``/inference.GRPCInferenceService/<Method>``). Inference goes
-to the frontend through nghttpx alone, with no Python process in its path; the RPCs the frontend does not answer go to
-the control service.
+"""One address for every Triton gRPC RPC: a router in front of Dynamo's frontend and the control service, routing
+each call by its method path (``/inference.GRPCInferenceService/<Method>``). Inference goes to the frontend through the
+router alone, with no Python process in its path; the RPCs the frontend does not answer go to the control service.
 
-Why nghttpx and not nginx, measured on 2 cores at 16 FP32 elements and concurrency 32 (the README has the runs):
-nginx opens one connection to the frontend per call in flight, sends each request to it in two writes and each
-response to the client in three (headers, data, trailers); nghttpx carries every call on one connection to the
-frontend and writes each message in one. Per call, nginx cost about 65 us of its own CPU and 60 to 80 us more in the
-client, and throughput was 0.80 of the frontend's own port; nghttpx cost 34 to 39 us and no more elsewhere (within
-12 us), and throughput was 0.93 to 0.97.
+Two routers, ``--proxy auto`` taking the first one found:
+- grpc-router (services/grpc-router, ours, built by scripts/build-router.sh): it passes the frontend's side on frame
+  by frame as read, HTTP/2 DATA untouched and written from its read buffer, and re-encodes only header blocks. At
+  150528 FP32 elements per call its p50 was 1.030 of the frontend's own port where nghttpx's was 1.056, in the same
+  paired run on 2 cores (README, "What the one port costs").
+- nghttpx (nghttp2's HTTP/2 proxy, Debian's nghttp2-proxy), which the Compose stack runs for TLS too. Against nginx,
+  measured on 2 cores at 16 FP32 elements and concurrency 32: nginx opens one connection to the frontend per call in
+  flight, sends each request to it in two writes and each response to the client in three (headers, data, trailers);
+  nghttpx carries every call on one connection to the frontend and writes each message in one. Per call, nginx cost
+  about 65 us of its own CPU and 60 to 80 us more in the client, and throughput was 0.80 of the frontend's own port;
+  nghttpx cost 34 to 39 us and no more elsewhere (within 12 us), and throughput was 0.93 to 0.97.
 
 Example:
     >>> "backend=127.0.0.1,8003;/inference.GRPCInferenceService/ServerMetadata:" in render_config(
     ...     "127.0.0.1", 8001, 8011, 8003)
     True
+    >>> grpc_router_command("grpc-router", "127.0.0.1", 8001, 8011, 8003)[:7]
+    ['grpc-router', '--listen', '127.0.0.1:8001', '--frontend', '127.0.0.1:8011', '--control', '127.0.0.1:8003']
 """
 
 from __future__ import annotations
@@ -120,6 +126,36 @@ def rpc_routes() -> list[tuple[str, str, str]]:
     ]
     health_note = "SERVING while the stack is ready (ServerReady on the same port), as Triton answers"
     return [*routes, (HEALTH_CHECK_PATH.lstrip("/"), "control service", health_note)]
+
+
+# The one-port routers, in the order ``--proxy auto`` prefers them, with how to get each.
+ROUTERS = {
+    "grpc-router": "build it: bash scripts/build-router.sh (needs gcc and libnghttp2-dev)",
+    "nghttpx": "install it (Debian: apt-get install nghttp2-proxy)",
+}
+
+# Where scripts/build-router.sh puts grpc-router in a checkout of this repository.
+BUILT_ROUTER = Path(__file__).resolve().parents[3] / "build" / "tools" / "grpc-router"
+
+
+def find_grpc_router() -> str | None:
+    """``grpc-router``: $TRITON_DYNAMO_GRPC_ROUTER, else on PATH, else where scripts/build-router.sh builds it; None
+    when there is none."""
+    named = os.environ.get("TRITON_DYNAMO_GRPC_ROUTER")
+    for candidate in (named, shutil.which("grpc-router"), str(BUILT_ROUTER)):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def grpc_router_command(binary: str, host: str, port: int, frontend_port: int, control_port: int) -> list[str]:
+    """grpc-router on ``host:port``: the control service's method paths to ``control_port``, every other call to the
+    frontend on ``frontend_port`` (both on loopback)."""
+    argv = [binary, "--listen", f"{host}:{port}"]
+    argv += ["--frontend", f"127.0.0.1:{frontend_port}", "--control", f"127.0.0.1:{control_port}"]
+    for path in CONTROL_PATHS:
+        argv += ["--control-path", path]
+    return argv
 
 
 def find_nghttpx() -> str | None:

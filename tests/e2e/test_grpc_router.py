@@ -1,0 +1,154 @@
+# SPDX-License-Identifier: Apache-2.0
+"""grpc-router (services/grpc-router), the one port of `triton-dynamo up`, where it is hard on it: HTTP/2 flow control
+with a client's small windows while large answers and control calls share one connection, a request larger than the
+control service's window, the control service gone, and a client that does not speak HTTP/2.
+
+Each test runs a router of its own, with --verbose, in front of the session's stack (its frontend's own port and its
+control service), so that its log can show what it did."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tritonclient.grpc as grpcclient
+import tritonclient.grpc.aio as grpcaio
+from tritonclient.utils import InferenceServerException
+
+from triton_dynamo.stack.proxy import find_grpc_router, grpc_router_command
+
+from .processes import StackProcess, free_ports
+
+pytestmark = pytest.mark.skipif(
+    find_grpc_router() is None, reason="grpc-router is not built (scripts/test.sh builds it)"
+)
+
+# A client that grants little: 1 KiB stream windows to start with and no growing them (gRPC's BDP probe off), so that
+# the router has to hold answers back for the client's windows.
+SMALL_WINDOWS = [
+    ("grpc.http2.bdp_probe", 0),
+    ("grpc.http2.lookahead_bytes", 1024),
+    ("grpc.max_send_message_length", -1),
+    ("grpc.max_receive_message_length", -1),
+]
+
+
+class Router:
+    def __init__(self, stack: StackProcess, log_path: Path, control_port: int | None = None) -> None:
+        (port,) = free_ports(1)
+        self.url = f"127.0.0.1:{port}"
+        self.log_path = log_path
+        argv = grpc_router_command(
+            find_grpc_router(), "127.0.0.1", port, stack.frontend_port, control_port or stack.control_port
+        )
+        with log_path.open("wb") as log:
+            self.process = subprocess.Popen([*argv, "--verbose"], stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    raise RuntimeError(f"grpc-router did not start: {self.log()}") from None
+                time.sleep(0.05)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def router(file_stack: StackProcess, tmp_path: Path) -> Iterator[Router]:
+    if not file_stack.proxied:
+        pytest.skip("the stack runs without a one-port router")
+    router = Router(file_stack, tmp_path / "router.log")
+    yield router
+    router.stop()
+
+
+def test_large_answers_and_control_calls_share_one_connection_within_a_small_client_window(router: Router) -> None:
+    data = np.random.default_rng(0).random(150528, dtype=np.float32)  # 602 KB each way
+
+    async def run() -> tuple[list[bool], list[int]]:
+        client = grpcaio.InferenceServerClient(router.url, channel_args=SMALL_WINDOWS)
+
+        async def infer() -> bool:
+            item = grpcaio.InferInput("INPUT0", [data.size], "FP32")
+            item.set_data_from_numpy(data)
+            answer = await client.infer("identity_fp32", [item])
+            return bool(np.array_equal(answer.as_numpy("OUTPUT0"), data))
+
+        async def control() -> int:
+            metadata = await client.get_server_metadata()
+            index = await client.get_model_repository_index()
+            assert metadata.name.startswith("triton-dynamo")
+            return len(index.models)
+
+        try:
+            answers = await asyncio.gather(*(infer() for _ in range(16)), *(control() for _ in range(16)))
+        finally:
+            await client.close()
+        return answers[:16], answers[16:]
+
+    equal, model_counts = asyncio.run(asyncio.wait_for(run(), timeout=120))
+    assert equal == [True] * 16
+    assert len(set(model_counts)) == 1 and model_counts[0] > 1
+    assert "holding answers: the client's connection window" in router.log()
+    assert router.process.poll() is None
+
+
+def test_a_request_larger_than_the_control_services_window_reaches_it_whole(router: Router) -> None:
+    client = grpcclient.InferenceServerClient(router.url)
+    try:
+        # 1 MiB in a file: override, which the control service refuses in its own words: it read the whole request.
+        with pytest.raises(InferenceServerException, match="file: parameters of RepositoryModelLoad are not supported"):
+            client.load_model("identity", files={"file:1/model.py": b"x" * (1 << 20)})
+        assert client.is_model_ready("identity")
+    finally:
+        client.close()
+
+
+def test_without_the_control_service_its_calls_are_unavailable_and_inference_goes_on(
+    file_stack: StackProcess, tmp_path: Path
+) -> None:
+    if not file_stack.proxied:
+        pytest.skip("the stack runs without a one-port router")
+    (nobody,) = free_ports(1)
+    router = Router(file_stack, tmp_path / "router.log", control_port=nobody)
+    client = grpcclient.InferenceServerClient(router.url)
+    try:
+        with pytest.raises(InferenceServerException) as refused:
+            client.get_server_metadata()
+        assert refused.value.status() == "StatusCode.UNAVAILABLE"
+        assert "the control service is unavailable" in refused.value.message()
+        item = grpcclient.InferInput("INPUT0", [4], "FP32")
+        item.set_data_from_numpy(np.arange(4, dtype=np.float32))
+        answer = client.infer("identity_fp32", [item]).as_numpy("OUTPUT0")
+        assert np.array_equal(answer, np.arange(4, dtype=np.float32))
+        assert client.is_server_ready()
+    finally:
+        client.close()
+        router.stop()
+
+
+def test_a_client_that_does_not_speak_http2_is_closed_and_the_router_serves_on(router: Router) -> None:
+    host, port = router.url.split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as raw:
+        raw.sendall(b"GET / HTTP/1.1\r\nHost: triton\r\n\r\n")
+        assert raw.recv(1024) == b""  # closed, without an answer
+    client = grpcclient.InferenceServerClient(router.url)
+    try:
+        assert client.is_server_live() and client.get_server_metadata().name.startswith("triton-dynamo")
+    finally:
+        client.close()
+    assert "a client broke HTTP/2" in router.log()
