@@ -470,18 +470,44 @@ static stream_t *find_stream(session_t *s, uint32_t id) {
 
 static void credit_front(session_t *s, size_t n) { s->front_owed += n; }
 
+/* The first n bytes of an unpadded DATA frame, for the client (the rest goes on later as a frame of its own). */
+static void put_data_part(session_t *s, int origin, const uint8_t *frame, size_t n) {
+    uint8_t h[9];
+    memcpy(h, frame, 9);
+    h[0] = n >> 16;
+    h[1] = n >> 8;
+    h[2] = n;
+    if (n < get24(frame)) h[4] &= ~F_END_STREAM;
+    buf_put(&s->client.out, h, 9);
+    buf_put(&s->client.out, frame + 9, n);
+    s->client_window -= n;
+    if (origin == FROM_FRONT) credit_front(s, n);
+}
+
+/* Frames held for the client's connection window, as far as it goes now. A DATA frame larger than what is left of
+ * the window is split: a client may wait for the window to be used up before it grants more. */
 static void drain_pending(session_t *s) {
     while (s->pending.len && s->front_settings_seen) {
         uint8_t *r = buf_head(&s->pending);
         uint8_t origin = r[0];
         uint8_t *frame = r + 1;
         size_t len = get24(frame);
-        if (frame[3] == T_DATA) {
-            if ((int64_t)len > s->client_window) break;
-            s->client_window -= len;
-            if (origin == FROM_FRONT) credit_front(s, len);
+        if (frame[3] == T_DATA && (int64_t)len > s->client_window) {
+            if (s->client_window <= 0) break;
+            size_t n = s->client_window;
+            put_data_part(s, origin, frame, n);
+            uint8_t header[9];  // what is left becomes the head record: origin, then its frame header
+            memcpy(header, frame, 9);
+            header[0] = (len - n) >> 16;
+            header[1] = (len - n) >> 8;
+            header[2] = len - n;
+            r[n] = origin;
+            memcpy(r + n + 1, header, 9);
+            buf_drop(&s->pending, n);
+            break;
         }
-        buf_put(&s->client.out, frame, 9 + len);
+        if (frame[3] == T_DATA) put_data_part(s, origin, frame, len);
+        else buf_put(&s->client.out, frame, 9 + len);
         buf_drop(&s->pending, 1 + 9 + len);
     }
     if (!s->pending.len && s->pending.cap > SHRINK_ABOVE) buf_free(&s->pending);
@@ -489,25 +515,28 @@ static void drain_pending(session_t *s) {
 
 /* Whole frames for the client, in the order given; DATA waits for the client's connection window. */
 static void to_client(session_t *s, int origin, const uint8_t *frames, size_t n) {
+    static buf_t unpadded;
     while (n) {
         size_t len = get24(frames);
-        int hold = s->pending.len || !s->front_settings_seen;
-        if (!hold && frames[3] == T_DATA) {
-            if ((int64_t)len > s->client_window)
-                hold = 1;
-            else {
-                s->client_window -= len;
-                if (origin == FROM_FRONT) credit_front(s, len);
-            }
-        }
-        if (hold) {
+        if (frames[3] == T_DATA && (frames[4] & F_PADDED)) {  // padding dropped, its bytes credited back at once
+            size_t pad = len ? frames[9] + 1u : 0;
+            if (pad > len) pad = len;
+            if (origin == FROM_FRONT) credit_front(s, pad);
+            unpadded.off = unpadded.len = 0;
+            put_frame(&unpadded, T_DATA, frames[4] & ~F_PADDED, get32(frames + 5) & 0x7fffffff, frames + 9 + (pad ? 1 : 0),
+                      len - pad);
+            to_client(s, origin, buf_head(&unpadded), unpadded.len);
+        } else if (s->pending.len || !s->front_settings_seen || (frames[3] == T_DATA && (int64_t)len > s->client_window)) {
             if (!s->pending.len && s->front_settings_seen)
                 LOG_DEBUG("holding answers: the client's connection window has %lld bytes, a frame needs %zu",
                           (long long)s->client_window, len);
             uint8_t o = origin;
             buf_put(&s->pending, &o, 1);
             buf_put(&s->pending, frames, 9 + len);
-        } else
+            drain_pending(s);  // what fits of it goes now
+        } else if (frames[3] == T_DATA)
+            put_data_part(s, origin, frames, len);
+        else
             buf_put(&s->client.out, frames, 9 + len);
         frames += 9 + len;
         n -= 9 + len;
