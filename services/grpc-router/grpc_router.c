@@ -149,6 +149,26 @@ static int frame_size_ok(int type, size_t len) {
     }
 }
 
+typedef struct {
+    const uint8_t *h, *p;  // the frame's header and its payload
+    size_t len;            // the payload's length
+    int type, flags;
+    uint32_t id;
+} frame_t;
+
+/* The frame at the start of in: 1 when it is whole, 0 when more is to be read, -1 when no peer may send it. */
+static int read_frame(const uint8_t *in, size_t avail, frame_t *fr) {
+    if (avail < 9) return 0;
+    fr->h = in;
+    fr->p = in + 9;
+    fr->len = get24(in);
+    fr->type = in[3];
+    fr->flags = in[4];
+    fr->id = get32(in + 5) & 0x7fffffff;
+    if (fr->len > FRAME_MAX || !frame_size_ok(fr->type, fr->len)) return -1;
+    return avail >= 9 + fr->len;
+}
+
 static void put_frame(buf_t *b, int type, int flags, uint32_t id, const void *payload, size_t len) {
     uint8_t h[9] = {len >> 16, len >> 8, len, type, flags};
     put32(h + 5, id & 0x7fffffff);
@@ -458,6 +478,22 @@ static void pass_on(endpoint_t *to, const uint8_t *p, size_t n) {
     buf_put(&to->out, p, n);
 }
 
+/* A run of frames read from one side and passed on to the other as they are, in one write. */
+typedef struct {
+    endpoint_t *to;
+    const uint8_t *in;
+    size_t start, len;
+} span_t;
+
+static void span_extend(span_t *span, size_t pos, size_t n) {
+    if (!span->len) span->start = pos;
+    span->len += n;
+}
+static void span_flush(span_t *span) {
+    pass_on(span->to, span->in + span->start, span->len);
+    span->len = 0;
+}
+
 /* ---- towards the client ---- */
 
 enum { FROM_FRONT, FROM_ROUTER };
@@ -760,25 +796,35 @@ static int client_headers(session_t *s, uint32_t id, int end_stream) {
     return 0;
 }
 
-static void client_settings(session_t *s, const uint8_t *p, size_t len) {
-    uint8_t kept[len ? len : 1];
+/* Applies a peer's SETTINGS where they concern the router, and writes to kept (when given) those to pass on to the
+ * other side; returns kept's length. HPACK's table size is for the router's encoder towards that peer, and frames stay
+ * at HTTP/2's default size, so neither is passed on. initial_window and max_frame (when given) follow the peer's. */
+static size_t apply_settings(const uint8_t *p, size_t len, nghttp2_hd_deflater *deflater, int64_t *initial_window,
+                             uint32_t *max_frame, uint8_t *kept) {
     size_t kept_len = 0;
     for (size_t off = 0; off + 6 <= len; off += 6) {
         uint16_t key = p[off] << 8 | p[off + 1];
         uint32_t value = get32(p + off + 2);
         if (key == NGHTTP2_SETTINGS_HEADER_TABLE_SIZE) {
-            nghttp2_hd_deflate_change_table_size(s->client.deflater, value);
-            continue;  // HPACK is the router's on each side
+            nghttp2_hd_deflate_change_table_size(deflater, value);
+            continue;
         }
-        if (key == NGHTTP2_SETTINGS_MAX_FRAME_SIZE) continue;  // the router's frames stay at 16384 bytes
-        if (key == NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE) {
-            int64_t delta = (int64_t)value - s->client_initial_window;
-            s->client_initial_window = value;
-            for (stream_t *st = s->streams; st; st = st->next) st->client_window += delta;
+        if (key == NGHTTP2_SETTINGS_MAX_FRAME_SIZE) {
+            if (max_frame) *max_frame = value < FRAME_MAX ? value : FRAME_MAX;
+            continue;
         }
-        memcpy(kept + kept_len, p + off, 6);
+        if (key == NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE && initial_window) *initial_window = value;
+        if (kept) memcpy(kept + kept_len, p + off, 6);
         kept_len += 6;
     }
+    return kept_len;
+}
+
+static void client_settings(session_t *s, const uint8_t *p, size_t len) {
+    uint8_t kept[len ? len : 1];
+    int64_t before = s->client_initial_window;
+    size_t kept_len = apply_settings(p, len, s->client.deflater, &s->client_initial_window, NULL, kept);
+    for (stream_t *st = s->streams; st; st = st->next) st->client_window += s->client_initial_window - before;
     put_frame(&s->front.out, T_SETTINGS, 0, 0, kept, kept_len);
     if (!s->client_settings_seen) put_window_update(&s->front.out, 0, FRONT_WINDOW - DEFAULT_WINDOW);
     s->client_settings_seen = 1;
@@ -788,12 +834,8 @@ static void client_settings(session_t *s, const uint8_t *p, size_t len) {
 /* Everything read from the client: returns -1 on a protocol error. */
 static int from_client(session_t *s) {
     endpoint_t *c = &s->client, *f = &s->front;
-    size_t pos = 0, span = 0, span_len = 0;
-#define FLUSH_SPAN()                                \
-    do {                                            \
-        pass_on(f, c->in + span, span_len);         \
-        span_len = 0;                               \
-    } while (0)
+    size_t pos = 0;
+    span_t span = {.to = f, .in = c->in};
     if (s->preface_seen < PREFACE_LEN) {
         size_t n = PREFACE_LEN - s->preface_seen;
         if (n > c->in_len) n = c->in_len;
@@ -803,14 +845,13 @@ static int from_client(session_t *s) {
         pos = n;
         if (s->preface_seen < PREFACE_LEN) goto done;
     }
-    while (c->in_len - pos >= 9) {
-        const uint8_t *h = c->in + pos;
-        size_t len = get24(h);
-        if (len > FRAME_MAX || !frame_size_ok(h[3], len)) return -1;
-        if (c->in_len - pos < 9 + len) break;
-        int type = h[3], flags = h[4];
-        uint32_t id = get32(h + 5) & 0x7fffffff;
-        const uint8_t *p = h + 9;
+    frame_t fr;
+    int got;
+    while ((got = read_frame(c->in + pos, c->in_len - pos, &fr)) > 0) {
+        const uint8_t *p = fr.p;
+        size_t len = fr.len;
+        int type = fr.type, flags = fr.flags;
+        uint32_t id = fr.id;
         int pass = 0;
         if (!s->client_settings_seen && type != T_SETTINGS) return -1;
         if (c->in_block && type != T_CONT) return -1;
@@ -819,7 +860,7 @@ static int from_client(session_t *s) {
         switch (type) {
         case T_DATA:
             if (st) {
-                FLUSH_SPAN();
+                span_flush(&span);
                 size_t pad = 0;
                 if (flags & F_PADDED) {
                     if (!len || p[0] >= len) return -1;
@@ -831,14 +872,14 @@ static int from_client(session_t *s) {
                 drain_to_control(s, st);
                 stream_maybe_done(s, st);
             } else if (unknown || !id) {
-                FLUSH_SPAN();
+                span_flush(&span);
                 credit_client(s, NULL, len);
             } else
                 pass = 1;
             break;
         case T_HEADERS:
         case T_CONT: {
-            FLUSH_SPAN();
+            span_flush(&span);
             int whole = header_fragment(c, type, flags, id, p, len);
             if (whole < 0) return -1;
             if (whole && client_headers(s, id, c->block_flags & F_END_STREAM) < 0) return -1;
@@ -846,16 +887,16 @@ static int from_client(session_t *s) {
         }
         case T_RST:
             if (st) {
-                FLUSH_SPAN();
+                span_flush(&span);
                 if (!st->control_ended && s->control.fd >= 0) put_rst(&s->control.out, id, get32(p));
                 stream_forget(s, st);
             } else if (unknown)
-                FLUSH_SPAN();
+                span_flush(&span);
             else
                 pass = 1;
             break;
         case T_SETTINGS:
-            FLUSH_SPAN();
+            span_flush(&span);
             if (flags & F_ACK)
                 put_frame(&f->out, T_SETTINGS, F_ACK, 0, NULL, 0);
             else
@@ -864,37 +905,34 @@ static int from_client(session_t *s) {
         case T_WINUP: {
             uint32_t increment = get32(p) & 0x7fffffff;
             if (!id) {  // the connection window for answers is the router's
-                FLUSH_SPAN();
+                span_flush(&span);
                 s->client_window += increment;
                 drain_pending(s);
             } else if (st) {
-                FLUSH_SPAN();
+                span_flush(&span);
                 st->client_window += increment;
                 drain_to_client(s, st);
                 stream_maybe_done(s, st);
             } else if (unknown)
-                FLUSH_SPAN();
+                span_flush(&span);
             else
                 pass = 1;
             break;
         }
         case T_PRIORITY:
-            FLUSH_SPAN();  // advice only; the frontend may not know the stream
+            span_flush(&span);  // advice only; the frontend may not know the stream
             break;
         default:  // PING, GOAWAY and frames HTTP/2 lets a peer ignore: the frontend's to answer
             if (st || unknown)
-                FLUSH_SPAN();
+                span_flush(&span);
             else
                 pass = 1;
         }
-        if (pass) {
-            if (!span_len) span = pos;
-            span_len += 9 + len;
-        }
+        if (pass) span_extend(&span, pos, 9 + len);
         pos += 9 + len;
     }
-    FLUSH_SPAN();
-#undef FLUSH_SPAN
+    if (got < 0) return -1;
+    span_flush(&span);
 done:
     memmove(c->in, c->in + pos, c->in_len - pos);
     c->in_len -= pos;
@@ -905,18 +943,7 @@ done:
 
 static void front_settings(session_t *s, const uint8_t *p, size_t len) {
     uint8_t kept[len ? len : 1];
-    size_t kept_len = 0;
-    for (size_t off = 0; off + 6 <= len; off += 6) {
-        uint16_t key = p[off] << 8 | p[off + 1];
-        uint32_t value = get32(p + off + 2);
-        if (key == NGHTTP2_SETTINGS_HEADER_TABLE_SIZE) {
-            nghttp2_hd_deflate_change_table_size(s->front.deflater, value);
-            continue;
-        }
-        if (key == NGHTTP2_SETTINGS_MAX_FRAME_SIZE) continue;
-        memcpy(kept + kept_len, p + off, 6);
-        kept_len += 6;
-    }
+    size_t kept_len = apply_settings(p, len, s->front.deflater, NULL, NULL, kept);
     frames_tmp.off = frames_tmp.len = 0;
     put_frame(&frames_tmp, T_SETTINGS, 0, 0, kept, kept_len);
     if (!s->front_settings_seen) {  // the server's preface: before anything else the client gets
@@ -929,20 +956,15 @@ static void front_settings(session_t *s, const uint8_t *p, size_t len) {
 
 static int from_front(session_t *s) {
     endpoint_t *f = &s->front, *c = &s->client;
-    size_t pos = 0, span = 0, span_len = 0;
-#define FLUSH_SPAN()                                \
-    do {                                            \
-        pass_on(c, f->in + span, span_len);         \
-        span_len = 0;                               \
-    } while (0)
-    while (f->in_len - pos >= 9) {
-        const uint8_t *h = f->in + pos;
-        size_t len = get24(h);
-        if (len > FRAME_MAX || !frame_size_ok(h[3], len)) return -1;
-        if (f->in_len - pos < 9 + len) break;
-        int type = h[3], flags = h[4];
-        uint32_t id = get32(h + 5) & 0x7fffffff;
-        const uint8_t *p = h + 9;
+    size_t pos = 0;
+    span_t span = {.to = c, .in = f->in};
+    frame_t fr;
+    int got;
+    while ((got = read_frame(f->in + pos, f->in_len - pos, &fr)) > 0) {
+        const uint8_t *h = fr.h, *p = fr.p;
+        size_t len = fr.len;
+        int type = fr.type, flags = fr.flags;
+        uint32_t id = fr.id;
         if (!s->front_settings_seen && type != T_SETTINGS) return -1;
         if (f->in_block && type != T_CONT) return -1;
         int pass = 0;
@@ -951,13 +973,13 @@ static int from_front(session_t *s) {
             if (flags & F_ACK)
                 pass = !s->pending.len;
             else {
-                FLUSH_SPAN();
+                span_flush(&span);
                 front_settings(s, p, len);
             }
             break;
         case T_HEADERS:
         case T_CONT: {
-            FLUSH_SPAN();
+            span_flush(&span);
             int whole = header_fragment(f, type, flags, id, p, len);
             if (whole < 0) return -1;
             if (whole) {
@@ -976,25 +998,22 @@ static int from_front(session_t *s) {
             }
             break;
         case T_PRIORITY:
-            FLUSH_SPAN();
+            span_flush(&span);
             break;
         default:
             pass = !s->pending.len;
         }
-        if (pass) {
-            if (!span_len) span = pos;
-            span_len += 9 + len;
-        } else if (type != T_SETTINGS && type != T_HEADERS && type != T_CONT && type != T_PRIORITY) {
-            FLUSH_SPAN();
+        if (pass) span_extend(&span, pos, 9 + len); else if (type != T_SETTINGS && type != T_HEADERS && type != T_CONT && type != T_PRIORITY) {
+            span_flush(&span);
             to_client(s, FROM_FRONT, h, 9 + len);
         } else if (type == T_SETTINGS && (flags & F_ACK)) {
-            FLUSH_SPAN();
+            span_flush(&span);
             to_client(s, FROM_FRONT, h, 9 + len);
         }
         pos += 9 + len;
     }
-    FLUSH_SPAN();
-#undef FLUSH_SPAN
+    if (got < 0) return -1;
+    span_flush(&span);
     memmove(f->in, f->in + pos, f->in_len - pos);
     f->in_len -= pos;
     return 0;
@@ -1005,35 +1024,25 @@ static int from_front(session_t *s) {
 static int from_control(session_t *s) {
     endpoint_t *k = &s->control;
     size_t pos = 0;
-    while (k->in_len - pos >= 9) {
-        const uint8_t *h = k->in + pos;
-        size_t len = get24(h);
-        if (len > FRAME_MAX || !frame_size_ok(h[3], len)) return -1;
-        if (k->in_len - pos < 9 + len) break;
-        int type = h[3], flags = h[4];
-        uint32_t id = get32(h + 5) & 0x7fffffff;
-        const uint8_t *p = h + 9;
+    frame_t fr;
+    int got;
+    while ((got = read_frame(k->in + pos, k->in_len - pos, &fr)) > 0) {
+        const uint8_t *p = fr.p;
+        size_t len = fr.len;
+        int type = fr.type, flags = fr.flags;
+        uint32_t id = fr.id;
         if (k->in_block && type != T_CONT) return -1;
         stream_t *st = id ? find_stream(s, id) : NULL;
         switch (type) {
-        case T_SETTINGS:
+        case T_SETTINGS: {
             if (flags & F_ACK) break;
-            for (size_t off = 0; off + 6 <= len; off += 6) {
-                uint16_t key = p[off] << 8 | p[off + 1];
-                uint32_t value = get32(p + off + 2);
-                if (key == NGHTTP2_SETTINGS_HEADER_TABLE_SIZE)
-                    nghttp2_hd_deflate_change_table_size(k->deflater, value);
-                else if (key == NGHTTP2_SETTINGS_MAX_FRAME_SIZE)
-                    s->control_max_frame = value < FRAME_MAX ? value : FRAME_MAX;
-                else if (key == NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE) {
-                    int64_t delta = (int64_t)value - s->control_initial_window;
-                    s->control_initial_window = value;
-                    for (stream_t *x = s->streams; x; x = x->next) x->control_window += delta;
-                }
-            }
+            int64_t before = s->control_initial_window;
+            apply_settings(p, len, k->deflater, &s->control_initial_window, &s->control_max_frame, NULL);
+            for (stream_t *x = s->streams; x; x = x->next) x->control_window += s->control_initial_window - before;
             put_frame(&k->out, T_SETTINGS, F_ACK, 0, NULL, 0);
             for (stream_t *x = s->streams; x; x = x->next) drain_to_control(s, x);
             break;
+        }
         case T_PING:
             if (!(flags & F_ACK) && len == 8) put_frame(&k->out, T_PING, F_ACK, 0, p, 8);
             break;
@@ -1098,6 +1107,7 @@ static int from_control(session_t *s) {
         }
         pos += 9 + len;
     }
+    if (got < 0) return -1;
     if (s->control_received >= CONTROL_WINDOW / 2) {
         put_window_update(&k->out, 0, s->control_received);
         s->control_received = 0;

@@ -138,12 +138,19 @@ def test_forget_removes_only_the_dead_instance(tmp_path: Path) -> None:
     assert not any(p.exists() for p in dead) and alive.exists()
 
 
-@pytest.mark.skipif(find_nghttpx() is None, reason="nghttpx is not installed (scripts/test.sh installs it)")
-def test_nghttpx_takes_the_kserve_port_and_routes_the_control_methods(tmp_path: Path) -> None:
-    c = StackConfig(model_repository=REPO, grpc_port=9001, frontend_port=9011, control_port=9003, proxy="nghttpx")
+def routed_specs(tmp_path: Path, proxy: str) -> dict:
+    """The stack's processes with a router on 9001: the frontend moves to 9011 behind it, the control service is on
+    9003."""
+    c = StackConfig(model_repository=REPO, grpc_port=9001, frontend_port=9011, control_port=9003, proxy=proxy)
     specs = {spec.name: spec for spec in build_specs(c, tmp_path, environ={})}
     frontend = specs["frontend"].argv
     assert frontend[frontend.index("--http-port") + 1] == "9011"
+    return specs
+
+
+@pytest.mark.skipif(find_nghttpx() is None, reason="nghttpx is not installed (scripts/test.sh installs it)")
+def test_nghttpx_takes_the_kserve_port_and_routes_the_control_methods(tmp_path: Path) -> None:
+    specs = routed_specs(tmp_path, "nghttpx")
     config_path = tmp_path / "nghttpx" / "nghttpx.conf"
     assert specs[PROXY].argv[1:] == [f"--conf={config_path}"]
     lines = config_path.read_text().splitlines()
@@ -157,11 +164,7 @@ def test_nghttpx_takes_the_kserve_port_and_routes_the_control_methods(tmp_path: 
 
 @pytest.mark.skipif(find_grpc_router() is None, reason="grpc-router is not built (scripts/test.sh builds it)")
 def test_grpc_router_is_the_first_choice_and_routes_the_control_methods(tmp_path: Path) -> None:
-    c = StackConfig(model_repository=REPO, grpc_port=9001, frontend_port=9011, control_port=9003, proxy="auto")
-    specs = {spec.name: spec for spec in build_specs(c, tmp_path, environ={})}
-    frontend = specs["frontend"].argv
-    assert frontend[frontend.index("--http-port") + 1] == "9011"
-    argv = specs[PROXY].argv
+    argv = routed_specs(tmp_path, "auto")[PROXY].argv
     assert argv[0] == find_grpc_router()
     assert argv[1:7] == ["--listen", "127.0.0.1:9001", "--frontend", "127.0.0.1:9011", "--control", "127.0.0.1:9003"]
     assert argv[7::2] == ["--control-path"] * len(CONTROL_PATHS) and argv[8::2] == list(CONTROL_PATHS)
