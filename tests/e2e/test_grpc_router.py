@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """grpc-router (services/grpc-router), the one port of `triton-dynamo up`, where it is hard on it: HTTP/2 flow control
-with a client's small windows while large answers and control calls share one connection, a request larger than the
+with a client's small windows while large answers and control calls share one connection (from gRPC's own client, and
+from a raw HTTP/2 client that grants its connection window only once it is used up), a request larger than the
 control service's window, the control service gone, and a client that does not speak HTTP/2.
 
 Each test runs a router of its own, with --verbose, in front of the session's stack (its frontend's own port and its
@@ -10,15 +11,21 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import struct
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import h2.config
+import h2.connection
+import h2.events
+import h2.settings
 import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 import tritonclient.grpc.aio as grpcaio
+from tritonclient.grpc import service_pb2
 from tritonclient.utils import InferenceServerException
 
 from triton_dynamo.stack.proxy import find_grpc_router, grpc_router_command
@@ -103,8 +110,78 @@ def test_large_answers_and_control_calls_share_one_connection_within_a_small_cli
     equal, model_counts = asyncio.run(asyncio.wait_for(run(), timeout=120))
     assert equal == [True] * 16
     assert len(set(model_counts)) == 1 and model_counts[0] > 1
-    assert "holding answers: the client's connection window" in router.log()
     assert router.process.poll() is None
+
+
+def grpc_message(message) -> bytes:
+    payload = message.SerializeToString()
+    return struct.pack(">?I", False, len(payload)) + payload
+
+
+def test_answers_wait_for_a_connection_window_granted_only_when_used_up(router: Router) -> None:
+    """HTTP/2's connection window starts at 65535 bytes; this client grants another 65535 only once all of it is
+    used, as gRPC's C core may. The router has to split a 16 KiB frame of the frontend to fit what is left, or the
+    call stalls, and must never send past the window (h2 raises FlowControlError then)."""
+    data = np.random.default_rng(1).random(150528, dtype=np.float32)
+    infer = service_pb2.ModelInferRequest(model_name="identity_fp32")
+    infer.inputs.add(name="INPUT0", datatype="FP32", shape=[data.size])
+    infer.raw_input_contents.append(data.tobytes())
+    calls = {"ModelInfer": grpc_message(infer), "ServerMetadata": grpc_message(service_pb2.ServerMetadataRequest())}
+    host, port = router.url.split(":")
+    sock = socket.create_connection((host, int(port)), timeout=60)
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    conn.local_settings = h2.settings.Settings(
+        client=True, initial_values={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 2**31 - 1}
+    )
+    conn.initiate_connection()
+    to_send: dict[int, bytes] = {}
+    method_of: dict[int, str] = {}
+    for method in ["ModelInfer", "ServerMetadata"] * 3:
+        stream = conn.get_next_available_stream_id()
+        headers = [(":method", "POST"), (":scheme", "http"), (":path", f"/inference.GRPCInferenceService/{method}")]
+        headers += [(":authority", router.url), ("content-type", "application/grpc"), ("te", "trailers")]
+        conn.send_headers(stream, headers)
+        to_send[stream], method_of[stream] = calls[method], method
+    received = {stream: b"" for stream in method_of}
+    status: dict[int, str] = {}
+    unacknowledged = 0  # bytes of the connection window used and not yet granted again
+    held_back = False  # whether the window ever had less left than a frame of 16 KiB
+    try:
+        while len(status) < len(method_of):
+            for stream, rest in list(to_send.items()):  # requests, as far as the router's windows let them
+                while n := min(len(rest), conn.local_flow_control_window(stream), conn.max_outbound_frame_size):
+                    conn.send_data(stream, rest[:n], end_stream=n == len(rest))
+                    rest = rest[n:]
+                if rest:
+                    to_send[stream] = rest
+                else:
+                    del to_send[stream]
+            sock.sendall(conn.data_to_send())
+            chunk = sock.recv(1 << 20)
+            assert chunk, "the router closed the connection"
+            for event in conn.receive_data(chunk):
+                if isinstance(event, h2.events.DataReceived):
+                    received[event.stream_id] += event.data
+                    unacknowledged += event.flow_controlled_length
+                    held_back |= 0 < 65535 - unacknowledged < 16384
+                    if unacknowledged == 65535:
+                        conn.increment_flow_control_window(65535)
+                        unacknowledged = 0
+                elif isinstance(event, h2.events.TrailersReceived):
+                    status[event.stream_id] = dict(event.headers)[b"grpc-status"].decode()
+    finally:
+        sock.close()
+    assert set(status.values()) == {"0"}
+    for stream, method in method_of.items():
+        (length,) = struct.unpack(">I", received[stream][1:5])
+        assert len(received[stream]) == 5 + length
+        if method == "ModelInfer":
+            answer = service_pb2.ModelInferResponse.FromString(received[stream][5:])
+            assert np.array_equal(np.frombuffer(answer.raw_output_contents[0], np.float32), data)
+        else:
+            assert service_pb2.ServerMetadataResponse.FromString(received[stream][5:]).name.startswith("triton-dynamo")
+    assert held_back
+    assert "holding answers: the client's connection window" in router.log()
 
 
 def test_a_request_larger_than_the_control_services_window_reaches_it_whole(router: Router) -> None:
