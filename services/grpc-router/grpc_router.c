@@ -24,7 +24,6 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -559,10 +558,11 @@ static void to_client(session_t *s, int origin, const uint8_t *frames, size_t n)
             if (pad > len) pad = len;
             if (origin == FROM_FRONT) credit_front(s, pad);
             unpadded.off = unpadded.len = 0;
-            put_frame(&unpadded, T_DATA, frames[4] & ~F_PADDED, get32(frames + 5) & 0x7fffffff, frames + 9 + (pad ? 1 : 0),
-                      len - pad);
+            uint32_t id = get32(frames + 5) & 0x7fffffff;
+            put_frame(&unpadded, T_DATA, frames[4] & ~F_PADDED, id, frames + 9 + (pad ? 1 : 0), len - pad);
             to_client(s, origin, buf_head(&unpadded), unpadded.len);
-        } else if (s->pending.len || !s->front_settings_seen || (frames[3] == T_DATA && (int64_t)len > s->client_window)) {
+        } else if (s->pending.len || !s->front_settings_seen ||
+                   (frames[3] == T_DATA && (int64_t)len > s->client_window)) {
             if (!s->pending.len && s->front_settings_seen)
                 LOG_DEBUG("holding answers: the client's connection window has %lld bytes, a frame needs %zu",
                           (long long)s->client_window, len);
@@ -600,6 +600,7 @@ static void stream_forget(session_t *s, stream_t *st) {
     free(st);
     s->control_calls--;
 }
+
 
 static void stream_maybe_done(session_t *s, stream_t *st) {
     if (st->client_ended && st->control_ended && !st->to_client.len && !st->to_control.len) stream_forget(s, st);
@@ -763,7 +764,8 @@ static int client_headers(session_t *s, uint32_t id, int end_stream) {
         return 0;
     }
     if (id <= s->last_client_stream) {  // trailers on a call to the frontend
-        if (id <= s->front_max_stream) put_header_block(&s->front.out, s->front.deflater, &decoded, id, end_stream);
+        if (id <= s->front_max_stream)
+            put_header_block(&s->front.out, s->front.deflater, &decoded, id, end_stream);
         return 0;
     }
     if (!(id & 1)) return -1;
@@ -784,7 +786,8 @@ static int client_headers(session_t *s, uint32_t id, int end_stream) {
     st->next = s->streams;
     s->streams = st;
     if (s->control_calls > MAX_CONTROL_CALLS) {
-        fail_stream(s, st, GRPC_RESOURCE_EXHAUSTED, "too many calls to the control service in flight on this connection");
+        fail_stream(s, st, GRPC_RESOURCE_EXHAUSTED,
+                    "too many calls to the control service in flight on this connection");
         return 0;
     }
     if (control_open(s) < 0) {
@@ -856,7 +859,10 @@ static int from_client(session_t *s) {
         if (!s->client_settings_seen && type != T_SETTINGS) return -1;
         if (c->in_block && type != T_CONT) return -1;
         stream_t *st = id ? find_stream(s, id) : NULL;
-        int unknown = id > s->front_max_stream && !st;  // a call to the control service that is over
+        // Not the frontend's: a call to the control service that is over. One below front_max_stream goes to the
+        // frontend, for which it is a closed stream: it answers such frames itself (RST_STREAM), and counts their
+        // bytes in its window.
+        int unknown = !st && id > s->front_max_stream;
         switch (type) {
         case T_DATA:
             if (st) {
@@ -967,16 +973,7 @@ static int from_front(session_t *s) {
         uint32_t id = fr.id;
         if (!s->front_settings_seen && type != T_SETTINGS) return -1;
         if (f->in_block && type != T_CONT) return -1;
-        int pass = 0;
         switch (type) {
-        case T_SETTINGS:
-            if (flags & F_ACK)
-                pass = !s->pending.len;
-            else {
-                span_flush(&span);
-                front_settings(s, p, len);
-            }
-            break;
         case T_HEADERS:
         case T_CONT: {
             span_flush(&span);
@@ -990,25 +987,27 @@ static int from_front(session_t *s) {
             }
             break;
         }
-        case T_DATA:
-            if (!s->pending.len && (int64_t)len <= s->client_window) {
-                s->client_window -= len;
-                credit_front(s, len);
-                pass = 1;
-            }
-            break;
         case T_PRIORITY:
             span_flush(&span);
             break;
-        default:
-            pass = !s->pending.len;
-        }
-        if (pass) span_extend(&span, pos, 9 + len); else if (type != T_SETTINGS && type != T_HEADERS && type != T_CONT && type != T_PRIORITY) {
-            span_flush(&span);
-            to_client(s, FROM_FRONT, h, 9 + len);
-        } else if (type == T_SETTINGS && (flags & F_ACK)) {
-            span_flush(&span);
-            to_client(s, FROM_FRONT, h, 9 + len);
+        case T_SETTINGS:
+            if (!(flags & F_ACK)) {
+                span_flush(&span);
+                front_settings(s, p, len);
+                break;
+            }
+            __attribute__((fallthrough));  // an ACK goes on as read
+        default:  // DATA, window updates, pings, resets, GOAWAY
+            if (s->pending.len || (type == T_DATA && (int64_t)len > s->client_window)) {
+                span_flush(&span);
+                to_client(s, FROM_FRONT, h, 9 + len);  // behind what waits for the client's window
+            } else {
+                if (type == T_DATA) {
+                    s->client_window -= len;
+                    credit_front(s, len);
+                }
+                span_extend(&span, pos, 9 + len);
+            }
         }
         pos += 9 + len;
     }
@@ -1044,7 +1043,7 @@ static int from_control(session_t *s) {
             break;
         }
         case T_PING:
-            if (!(flags & F_ACK) && len == 8) put_frame(&k->out, T_PING, F_ACK, 0, p, 8);
+            if (!(flags & F_ACK)) put_frame(&k->out, T_PING, F_ACK, 0, p, 8);
             break;
         case T_WINUP: {
             uint32_t increment = get32(p) & 0x7fffffff;
@@ -1181,7 +1180,9 @@ static void on_event(endpoint_t *ep, uint32_t events) {
         if (rc < 0 && ep->side == CONTROL)
             control_lost(s, why);
         else if (rc < 0) {
-            if (n > 0) LOG_WARN("%s broke HTTP/2; closing the client's connection", ep->side == CLIENT ? "a client" : "the frontend");
+            if (n > 0)
+                LOG_WARN("%s broke HTTP/2; closing the client's connection",
+                         ep->side == CLIENT ? "a client" : "the frontend");
             return session_close(s, why);
         }
     }

@@ -118,6 +118,13 @@ def grpc_message(message) -> bytes:
     return struct.pack(">?I", False, len(payload)) + payload
 
 
+def grpc_headers(url: str, method: str) -> list[tuple[str, str]]:
+    """The request headers of a call of ``method`` of Triton's service, as a gRPC client sends them."""
+    path = f"/inference.GRPCInferenceService/{method}"
+    pseudo = [(":method", "POST"), (":scheme", "http"), (":path", path), (":authority", url)]
+    return [*pseudo, ("content-type", "application/grpc"), ("te", "trailers")]
+
+
 def test_answers_wait_for_a_connection_window_granted_only_when_used_up(router: Router) -> None:
     """HTTP/2's connection window starts at 65535 bytes; this client grants another 65535 only once all of it is
     used, as gRPC's C core may. The router has to split a 16 KiB frame of the frontend to fit what is left, or the
@@ -138,9 +145,7 @@ def test_answers_wait_for_a_connection_window_granted_only_when_used_up(router: 
     method_of: dict[int, str] = {}
     for method in ["ModelInfer", "ServerMetadata"] * 3:
         stream = conn.get_next_available_stream_id()
-        headers = [(":method", "POST"), (":scheme", "http"), (":path", f"/inference.GRPCInferenceService/{method}")]
-        headers += [(":authority", router.url), ("content-type", "application/grpc"), ("te", "trailers")]
-        conn.send_headers(stream, headers)
+        conn.send_headers(stream, grpc_headers(router.url, method))
         to_send[stream], method_of[stream] = calls[method], method
     received = {stream: b"" for stream in method_of}
     status: dict[int, str] = {}
@@ -218,11 +223,71 @@ def test_without_the_control_service_its_calls_are_unavailable_and_inference_goe
         router.stop()
 
 
+def test_frames_still_coming_on_a_failed_control_call_end_nothing(file_stack: StackProcess, tmp_path: Path) -> None:
+    """A control call the router fails (no control service) while the client is still sending it: the client's frames
+    on that stream, sent before it learnt of the failure and after it opened a frontend call with a higher id, end
+    nothing (the frontend takes them for a closed stream of its own); the connection and its inference go on."""
+    if not file_stack.proxied:
+        pytest.skip("the stack runs without a one-port router")
+    (nobody,) = free_ports(1)
+    router = Router(file_stack, tmp_path / "router.log", control_port=nobody)
+    host, port = router.url.split(":")
+    sock = socket.create_connection((host, int(port)), timeout=30)
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+
+    def events_until(done) -> list:
+        seen = []
+        while not done(seen):
+            chunk = sock.recv(1 << 16)
+            assert chunk, "the router closed the connection"
+            seen += conn.receive_data(chunk)
+            sock.sendall(conn.data_to_send())
+        return seen
+
+    try:
+        control = conn.get_next_available_stream_id()
+        conn.send_headers(control, grpc_headers(router.url, "ServerMetadata"))  # its message is still to come
+        sock.sendall(conn.data_to_send())
+        failed = events_until(lambda seen: any(isinstance(e, h2.events.StreamReset) for e in seen))
+        trailers = [dict(e.headers) for e in failed if isinstance(e, h2.events.ResponseReceived)]
+        assert trailers and trailers[0][b"grpc-status"] == b"14"
+
+        data = np.arange(16, dtype=np.float32)
+        infer = service_pb2.ModelInferRequest(model_name="identity_fp32")
+        infer.inputs.add(name="INPUT0", datatype="FP32", shape=[data.size])
+        infer.raw_input_contents.append(data.tobytes())
+        stream = conn.get_next_available_stream_id()
+        conn.send_headers(stream, grpc_headers(router.url, "ModelInfer"))
+        conn.send_data(stream, grpc_message(infer), end_stream=True)
+        late = grpc_message(service_pb2.ServerMetadataRequest())  # the control call's message, sent too late
+        late_frame = struct.pack(">I", len(late))[1:] + bytes([0, 1]) + struct.pack(">I", control) + late
+        sock.sendall(conn.data_to_send() + late_frame)
+        answered = events_until(lambda seen: any(isinstance(e, h2.events.StreamEnded) for e in seen))
+    finally:
+        sock.close()
+        router.stop()
+    assert not any(isinstance(e, h2.events.ConnectionTerminated) for e in answered)
+    body = b"".join(e.data for e in answered if isinstance(e, h2.events.DataReceived) and e.stream_id == stream)
+    trailers = [dict(e.headers) for e in answered if isinstance(e, h2.events.TrailersReceived)]
+    assert trailers and trailers[0][b"grpc-status"] == b"0"
+    answer = service_pb2.ModelInferResponse.FromString(body[5:])
+    assert np.array_equal(np.frombuffer(answer.raw_output_contents[0], np.float32), data)
+
+
 def test_a_client_that_does_not_speak_http2_is_closed_and_the_router_serves_on(router: Router) -> None:
     host, port = router.url.split(":")
     with socket.create_connection((host, int(port)), timeout=10) as raw:
         raw.sendall(b"GET / HTTP/1.1\r\nHost: triton\r\n\r\n")
-        assert raw.recv(1024) == b""  # closed, without an answer
+        received = b""
+        while chunk := raw.recv(1024):  # until the router closes the connection
+            received += chunk
+    # No answer: at most the frontend's HTTP/2 SETTINGS, which the router passes on as soon as they come, and which
+    # may come before the router has read the client's first bytes.
+    while received:
+        length, kind = int.from_bytes(received[:3], "big"), received[3]
+        assert kind == 4, f"the router answered with frame type {kind}"
+        received = received[9 + length :]
     client = grpcclient.InferenceServerClient(router.url)
     try:
         assert client.is_server_live() and client.get_server_metadata().name.startswith("triton-dynamo")
